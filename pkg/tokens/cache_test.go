@@ -1,0 +1,296 @@
+package tokens_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+)
+
+var epoch = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// fakeZTS is a FetchFunc with a switchable answer and a call count. Tokens
+// are named after the call number so a test can tell a refresh happened.
+type fakeZTS struct {
+	clock    *tokens.FakeClock
+	lifetime time.Duration
+	calls    atomic.Int64
+	fail     atomic.Pointer[error]
+	gate     chan struct{} // when non-nil, each fetch waits for it to close
+}
+
+func (f *fakeZTS) fetch(ctx context.Context, key tokens.Key) (tokens.Token, error) {
+	n := f.calls.Add(1)
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return tokens.Token{}, ctx.Err()
+		}
+	}
+	if err := f.fail.Load(); err != nil {
+		return tokens.Token{}, *err
+	}
+	now := f.clock.Now()
+	return tokens.Token{Value: fmt.Sprintf("%s#%d", key.Domain, n), Obtained: now, Expiry: now.Add(f.lifetime)}, nil
+}
+
+func (f *fakeZTS) failWith(err error) { f.fail.Store(&err) }
+func (f *fakeZTS) recover()           { f.fail.Store(nil) }
+
+func newTestCache(t *testing.T, lifetime time.Duration, opts tokens.CacheOptions) (*tokens.Cache, *fakeZTS, *tokens.FakeClock) {
+	t.Helper()
+	clock := tokens.NewFakeClock(epoch)
+	z := &fakeZTS{clock: clock, lifetime: lifetime}
+	opts.Clock = clock
+	if opts.Jitter == nil {
+		opts.Jitter = func() float64 { return 0.5 }
+	}
+	c := tokens.NewCache(z.fetch, opts)
+	t.Cleanup(c.Close)
+	return c, z, clock
+}
+
+func mustKey(t *testing.T, domain, roles string) tokens.Key {
+	t.Helper()
+	k, err := tokens.RoleTokenKey(domain, roles, "", 0, 0)
+	if err != nil {
+		t.Fatalf("RoleTokenKey(%q, %q): %v", domain, roles, err)
+	}
+	return k
+}
+
+func get(t *testing.T, c *tokens.Cache, k tokens.Key) (tokens.Token, tokens.Outcome) {
+	t.Helper()
+	tok, out, err := c.GetOutcome(t.Context(), k)
+	if err != nil {
+		t.Fatalf("GetOutcome(%v): %v", k, err)
+	}
+	return tok, out
+}
+
+func TestCacheHitAfterFirstFetch(t *testing.T) {
+	c, z, _ := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	first, out := get(t, c, mustKey(t, "sports", "writer,reader"))
+	if out != tokens.OutcomeMiss {
+		t.Errorf("first Get outcome = %v, want miss", out)
+	}
+	// Same roles in another order: same entry.
+	second, out := get(t, c, mustKey(t, "sports", "reader,writer"))
+	if out != tokens.OutcomeHit || second.Value != first.Value {
+		t.Errorf("second Get = %q (%v), want %q (hit)", second.Value, out, first.Value)
+	}
+	if got := z.calls.Load(); got != 1 {
+		t.Errorf("ZTS calls = %d, want 1", got)
+	}
+}
+
+func TestCacheConcurrentMissesMakeOneCall(t *testing.T) {
+	c, z, _ := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	z.gate = make(chan struct{})
+	key := mustKey(t, "sports", "reader")
+	const callers = 200
+	var wg sync.WaitGroup
+	var ready sync.WaitGroup
+	ready.Add(callers)
+	values := make([]string, callers)
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Go(func() {
+			ready.Done()
+			tok, err := c.Get(t.Context(), key)
+			values[i], errs[i] = tok.Value, err
+		})
+	}
+	ready.Wait()
+	// Let the goroutines reach the cache before the one fetch returns.
+	time.Sleep(20 * time.Millisecond)
+	close(z.gate)
+	wg.Wait()
+	for i := range callers {
+		if errs[i] != nil || values[i] != values[0] {
+			t.Fatalf("caller %d got %q, %v; want %q, nil", i, values[i], errs[i], values[0])
+		}
+	}
+	if got := z.calls.Load(); got != 1 {
+		t.Errorf("ZTS calls for %d concurrent misses = %d, want 1", callers, got)
+	}
+}
+
+func TestCacheRefreshesAheadOfMargin(t *testing.T) {
+	// 1 h tokens: margin 15 min, so the margin point is at 45 min and the
+	// refresh (jitter 0.5) at 0.9*45 = 40.5 min.
+	c, z, clock := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	key := mustKey(t, "sports", "reader")
+	first, _ := get(t, c, key)
+
+	clock.Advance(40 * time.Minute)
+	if got := z.calls.Load(); got != 1 {
+		t.Fatalf("ZTS calls at 40 min = %d, want 1 (no refresh yet)", got)
+	}
+	clock.Advance(time.Minute)
+	if got := z.calls.Load(); got != 2 {
+		t.Fatalf("ZTS calls at 41 min = %d, want 2 (refreshed ahead of the 45 min margin point)", got)
+	}
+	// The request after the refresh is a hit with the new token: it never
+	// waited on ZTS.
+	tok, out := get(t, c, key)
+	if out != tokens.OutcomeHit || tok.Value == first.Value {
+		t.Errorf("Get after refresh = %q (%v), want a new token as a hit", tok.Value, out)
+	}
+	// Over many lifetimes, every request is a hit and one refresh happens
+	// per lifetime.
+	for range 10 * 60 {
+		clock.Advance(time.Minute)
+		if _, out := get(t, c, key); out != tokens.OutcomeHit {
+			t.Fatalf("Get at %v = %v, want hit", clock.Now().Sub(epoch), out)
+		}
+	}
+	if got := z.calls.Load(); got < 12 || got > 16 {
+		t.Errorf("ZTS calls over 10 h 41 min of 1 h tokens = %d, want about one per 40 min", got)
+	}
+}
+
+func TestCacheServesValidTokenWhileZTSFails(t *testing.T) {
+	c, z, clock := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	key := mustKey(t, "sports", "reader")
+	first, _ := get(t, c, key)
+	z.failWith(&tokens.ZTSError{Status: 503, Message: "down"})
+
+	// Past the margin point, ZTS still failing: the old token is served.
+	clock.Advance(50 * time.Minute)
+	tok, out := get(t, c, key)
+	if out != tokens.OutcomeStale || tok.Value != first.Value {
+		t.Errorf("Get at 50 min with ZTS down = %q (%v), want the cached %q (stale)", tok.Value, out, first.Value)
+	}
+	if left := tok.Expiry.Sub(clock.Now()); left <= 0 {
+		t.Errorf("served token has %v left, want a valid token", left)
+	}
+	// Retries back off: between 40.5 and 59 min (about 18 min) with a 1 s
+	// start doubling to a 2 min cap, a hot loop would make thousands of
+	// calls; backoff makes about 16.
+	clock.Advance(9 * time.Minute)
+	if got := z.calls.Load(); got > 25 {
+		t.Errorf("ZTS calls while failing = %d, want backoff (at most 25)", got)
+	}
+	// Past expiry the token is never served.
+	clock.Advance(2 * time.Minute)
+	if _, _, err := c.GetOutcome(t.Context(), key); err == nil {
+		t.Fatal("Get after expiry with ZTS down succeeded; an expired token must never be served")
+	} else if ze := (*tokens.ZTSError)(nil); !errors.As(err, &ze) || ze.Status != 503 {
+		t.Errorf("Get after expiry error = %v, want the ZTS 503", err)
+	}
+	// ZTS returns: the next retry or request recovers.
+	z.recover()
+	tok, _ = get(t, c, key)
+	if tok.Value == first.Value || tok.Expiry.Before(clock.Now()) {
+		t.Errorf("Get after recovery = %q expiring %v, want a fresh token", tok.Value, tok.Expiry)
+	}
+}
+
+func TestCacheNeverServesTokenBelowMinimum(t *testing.T) {
+	c, z, clock := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	key := mustKey(t, "sports", "reader")
+	get(t, c, key)
+	z.failWith(errors.New("connection refused"))
+	clock.Advance(time.Hour - tokens.MinServeRemaining)
+	if tok, _, err := c.GetOutcome(t.Context(), key); err == nil {
+		t.Errorf("Get with %v left = %q, want an error", tok.Expiry.Sub(clock.Now()), tok.Value)
+	}
+}
+
+func TestCacheFailedFirstFetchIsNotKept(t *testing.T) {
+	c, z, _ := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	z.failWith(&tokens.ZTSError{Status: 404, Message: "unknown domain"})
+	_, out, err := c.GetOutcome(t.Context(), mustKey(t, "nosuch", "reader"))
+	if err == nil || out != tokens.OutcomeError {
+		t.Fatalf("Get of a failing key = %v, %v; want an error", out, err)
+	}
+	if n := c.Len(); n != 0 {
+		t.Errorf("Len after a failed first fetch = %d, want 0", n)
+	}
+}
+
+func TestCacheEvictsIdleEntries(t *testing.T) {
+	// Long-lived tokens: only the idle sweep can drop them.
+	c, _, clock := newTestCache(t, 24*time.Hour, tokens.CacheOptions{IdleTTL: time.Hour})
+	get(t, c, mustKey(t, "idle", "reader"))
+	busy := mustKey(t, "busy", "reader")
+	get(t, c, busy)
+	for range 4 {
+		clock.Advance(30 * time.Minute)
+		get(t, c, busy)
+	}
+	if n := c.Len(); n != 1 {
+		t.Errorf("Len after 2 h with one key idle = %d, want 1", n)
+	}
+}
+
+func TestCacheSizeBoundEvictsLeastRecentlyUsed(t *testing.T) {
+	c, z, clock := newTestCache(t, time.Hour, tokens.CacheOptions{MaxEntries: 3})
+	keys := []tokens.Key{mustKey(t, "a", "r"), mustKey(t, "b", "r"), mustKey(t, "c", "r")}
+	for _, k := range keys {
+		get(t, c, k)
+		clock.Advance(time.Second)
+	}
+	get(t, c, keys[0]) // a is now the most recent; b the least
+	clock.Advance(time.Second)
+	get(t, c, mustKey(t, "d", "r"))
+	if n := c.Len(); n != 3 {
+		t.Errorf("Len = %d, want the bound 3", n)
+	}
+	before := z.calls.Load()
+	if _, out := get(t, c, keys[0]); out != tokens.OutcomeHit {
+		t.Errorf("recently used key a: %v, want hit", out)
+	}
+	if _, out := get(t, c, keys[1]); out != tokens.OutcomeMiss {
+		t.Errorf("least recently used key b: %v, want miss (evicted)", out)
+	}
+	if got := z.calls.Load() - before; got != 1 {
+		t.Errorf("ZTS calls = %d, want 1 (for b)", got)
+	}
+}
+
+func TestCacheWaiterCancelDoesNotCancelFetch(t *testing.T) {
+	c, z, _ := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	z.gate = make(chan struct{})
+	key := mustKey(t, "sports", "reader")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := c.Get(ctx, key); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with a cancelled context = %v, want context.Canceled", err)
+	}
+	close(z.gate)
+	if _, err := c.Get(t.Context(), key); err != nil {
+		t.Fatalf("Get after the fetch finished: %v", err)
+	}
+	if got := z.calls.Load(); got != 1 {
+		t.Errorf("ZTS calls = %d, want 1 (the cancelled waiter's fetch filled the cache)", got)
+	}
+}
+
+func TestCacheMargin(t *testing.T) {
+	c := tokens.NewCache(nil, tokens.CacheOptions{Clock: tokens.NewFakeClock(epoch)})
+	t.Cleanup(c.Close)
+	tests := []struct {
+		name     string
+		lifetime time.Duration
+		want     time.Duration
+	}{
+		{name: "quarter of a long lifetime", lifetime: 2 * time.Hour, want: 30 * time.Minute},
+		{name: "at least a minute", lifetime: 2 * time.Minute, want: time.Minute},
+		{name: "at most half of a short lifetime", lifetime: 60 * time.Second, want: 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := c.Margin(tt.lifetime); got != tt.want {
+				t.Errorf("Margin(%v) = %v, want %v", tt.lifetime, got, tt.want)
+			}
+		})
+	}
+}
