@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the Go benchmarks and the load harness, and rewrites their sections of
+# docs/performance.md. Every figure is a ratio against a baseline measured in
+# the same run, or an absolute figure next to its target.
+set -o errexit -o nounset -o pipefail
+cd "$(dirname "$0")/.."
+
+report=docs/performance.md
+make --no-print-directory build >/dev/null
+
+echo "== load harness (test/load/loadgen)" >&2
+go run ./test/load/loadgen -sidecar bin/sidecar -report "$report"
+
+echo "== Go benchmarks" >&2
+out=$(go test -run '^$' -bench . -benchmem -count 1 ./pkg/... 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|pkg)' || true)
+echo "$out"
+section=$(printf '<!-- gobench:begin -->\nRun of %s, `go test -run ^$ -bench . -benchmem ./pkg/...`:\n\n```\n%s\n```\n<!-- gobench:end -->' "$(date -u +%F)" "$out")
+replace_section() {
+  # Replace the gobench section in place with awk (no extra tools needed).
+  awk -v section="$section" '
+    /<!-- gobench:begin -->/ { print section; skip = 1; next }
+    /<!-- gobench:end -->/   { skip = 0; next }
+    !skip { print }
+  ' "$report" >"$report.tmp" && mv "$report.tmp" "$report"
+}
+if grep -q '<!-- gobench:begin -->' "$report"; then
+  replace_section
+else
+  printf '\n%s\n' "$section" >>"$report"
+fi
+echo "wrote $report" >&2

@@ -1,0 +1,84 @@
+// Package ztsfake is a fake Athenz ZTS that follows the public ZTS REST API
+// (as the Athenz Go client github.com/AthenZ/athenz/clients/go/zts calls
+// it): real TLS on loopback, a
+// test CA that signs the server certificate and every certificate it issues,
+// role tokens and access tokens signed with a test key (verifiable through
+// SigningPublicKeyPEM, the JWKS at /oauth2/keys and the public key endpoint),
+// and {"code","message"} errors.
+//
+// It is the one stand-in for ZTS in this module's tests, and what
+// "sidecar --dev" runs in process, so it does not depend on package testing
+// and works outside tests:
+//
+//	s, err := ztsfake.Start(ztsfake.Options{AllowAll: true})
+//	...
+//	defer s.Close()
+//
+// In tests, NewTest starts a server and closes it in t.Cleanup:
+//
+//	s := ztsfake.NewTest(t, ztsfake.Options{})
+//	s.Grant("prov", "reader", "client.api")
+//	tr, err := s.IdentityTransport("client", "api")
+//	c := zts.NewClient(s.URL(), tr)
+//	tok, err := c.GetRoleToken("prov", "reader", nil, nil, "")
+//
+// # Served endpoints (under /zts/v1)
+//
+//	GET    /domain/{domain}/token                          role token          EndpointRoleToken
+//	POST   /oauth2/token                                   access token        EndpointAccessToken
+//	GET    /oauth2/keys                                    JWKS                EndpointJWKS
+//	POST   /instance                                       register (201)      EndpointInstanceRegister
+//	POST   /instance/{provider}/{domain}/{service}/{id}    refresh over mTLS   EndpointInstanceRefresh
+//	DELETE /instance/{provider}/{domain}/{service}/{id}    delete (204)        EndpointInstanceDelete
+//	POST   /instance/{domain}/{service}/refresh            key-owner refresh   EndpointKeyRefresh
+//	POST   /rolecert                                       role certificate    EndpointRoleCert
+//	GET    /domain/{domain}/service/{service}/publickey/{keyId}  public key    EndpointPublicKey
+//	GET    /status                                         status              EndpointStatus
+//
+// # Authentication and authorization
+//
+// A caller authenticates with a TLS client certificate issued by the fake's
+// CA (the principal is the certificate's CN, e.g. IssueIdentity's or one
+// from instance register), or with an N-token in Athenz-Principal-Auth
+// signed by a key given to RegisterServiceKey (or, with z=zts, by the fake's
+// own signing key, as in the serviceToken that register returns). Token and
+// certificate requests without credentials answer 401.
+//
+// Roles exist per domain; Grant adds members ("domain.service", "user.x",
+// or Athenz wildcards "domain.*" and "*"). Every domain has the role
+// "admin", as in Athenz. With Options.AllowAll every authenticated
+// principal has every role it names in any domain, and a request for all
+// roles of a domain gets every role the domain has (at least "admin").
+// proxyForPrincipal / proxy_for_principal requests need the caller to be an
+// authorized proxy user (AllowProxy), as in ZTS; AllowAll allows everyone.
+//
+// Instance register checks the CSR as ZTS does (CN, SAN DNS names, SPIFFE
+// URI, instance id) and asks Options.Attest in place of the provider, but
+// does not require the domain or service to exist. Refresh needs the
+// current or previous certificate of a registered instance, presented over
+// mTLS. Issued certificates copy the CSR's subject and SANs, are signed by
+// the CA (ECDSA P-256) and are valid from 5 minutes before "now".
+//
+// # Knobs
+//
+// SetLatency, FailNext and SetFailure shape the answers of one Endpoint.
+// Calls counts every request routed to an endpoint, including those that a
+// knob failed; CallsFor counts per key:
+//
+//	EndpointRoleToken        "<domain>:<roles>" with the role query parameter
+//	                         split at ',', trimmed, sorted and de-duplicated,
+//	                         case kept; no roles (all roles) is "<domain>:".
+//	                         Example: "prov:reader,writer".
+//	EndpointAccessToken      the scope form value split at spaces, sorted,
+//	                         joined by one space, case kept.
+//	                         Example: "prov:role.reader prov:role.writer".
+//	EndpointInstanceRegister "<domain>.<service>" from the request body
+//	EndpointInstanceRefresh, EndpointInstanceDelete, EndpointKeyRefresh
+//	                         "<domain>.<service>" from the path
+//	EndpointRoleCert         the CSR's common name, "<domain>:role.<role>"
+//	EndpointPublicKey        "<domain>.<service>:<keyId>" from the path
+//	EndpointJWKS, EndpointStatus  "" (CallsFor(ep, "") == Calls(ep))
+//
+// Keys are computed from the request as received, before validation; a
+// request whose key cannot be read (an unparsable body) counts under "".
+package ztsfake
