@@ -25,9 +25,15 @@ demo: ## Run the product locally on an embedded default and curl the sidecar.
 ##@ Development
 
 .PHONY: build
-build: ## Build bin/injector and bin/sidecar (static, as the images do).
+build: build-sidecar build-injector ## Build bin/injector and bin/sidecar (static, as the images do).
+
+.PHONY: build-sidecar
+build-sidecar: ## Build bin/sidecar.
 	$(GOBUILD) -o $(BIN)/sidecar ./cmd/sidecar
-	@if [ -d cmd/injector ]; then $(GOBUILD) -o $(BIN)/injector ./cmd/injector; fi
+
+.PHONY: build-injector
+build-injector: ## Build bin/injector.
+	$(GOBUILD) -o $(BIN)/injector ./cmd/injector
 
 .PHONY: test
 test: verify-fmt vet test-assets ## Run all tests (unit, fake ZTS, envtest on a self-built control plane).

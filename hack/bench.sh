@@ -6,7 +6,7 @@ set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 
 report=docs/performance.md
-make --no-print-directory build >/dev/null
+make --no-print-directory build-sidecar >/dev/null
 
 echo "== load harness (test/load/loadgen)" >&2
 go run ./test/load/loadgen -sidecar bin/sidecar -report "$report"

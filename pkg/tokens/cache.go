@@ -97,6 +97,7 @@ type entry struct {
 	key      Key
 	tok      atomic.Pointer[Token]
 	lastUsed atomic.Int64 // unix nanoseconds of the last Get
+	pinned   atomic.Bool  // never dropped as idle or least recently used
 
 	mu       sync.Mutex // guards flight, timer, failures
 	flight   *flight
@@ -169,7 +170,7 @@ func (c *Cache) GetOutcome(ctx context.Context, key Key) (Token, Outcome, error)
 	closed := c.closed
 	c.mu.RUnlock()
 	if closed {
-		return Token{}, OutcomeError, errCacheClosed
+		return Token{}, OutcomeError, ErrCacheClosed
 	}
 	if e != nil {
 		e.lastUsed.Store(now.UnixNano())
@@ -205,7 +206,26 @@ func (c *Cache) GetOutcome(ctx context.Context, key Key) (Token, Outcome, error)
 	return f.tok, OutcomeMiss, nil
 }
 
-var errCacheClosed = errors.New("token cache closed")
+// ErrCacheClosed is returned by Get after Close (during shutdown).
+var ErrCacheClosed = errors.New("token cache closed")
+
+// Pin is Get for a key that must stay cached however rarely it is asked
+// for (the sidecar's prefetched tokens, which readiness depends on): after
+// a successful Pin the entry is never dropped as idle or to make room, and
+// keeps being refreshed.
+func (c *Cache) Pin(ctx context.Context, key Key) (Token, error) {
+	tok, _, err := c.GetOutcome(ctx, key)
+	if err != nil {
+		return Token{}, err
+	}
+	c.mu.RLock()
+	e := c.entries[key]
+	c.mu.RUnlock()
+	if e != nil {
+		e.pinned.Store(true)
+	}
+	return tok, nil
+}
 
 // Len returns the number of entries.
 func (c *Cache) Len() int {
@@ -253,6 +273,9 @@ func (c *Cache) insert(key Key, now time.Time) *entry {
 func (c *Cache) evictLRULocked() {
 	var oldest *entry
 	for _, e := range c.entries {
+		if e.pinned.Load() {
+			continue
+		}
 		if oldest == nil || e.lastUsed.Load() < oldest.lastUsed.Load() {
 			oldest = e
 		}
@@ -383,7 +406,7 @@ func (c *Cache) refresh(e *entry) {
 	e.mu.Lock()
 	e.timer = nil
 	e.mu.Unlock()
-	if now.Sub(time.Unix(0, e.lastUsed.Load())) > c.opts.IdleTTL {
+	if !e.pinned.Load() && now.Sub(time.Unix(0, e.lastUsed.Load())) > c.opts.IdleTTL {
 		c.remove(e)
 		return
 	}
@@ -412,7 +435,7 @@ func (c *Cache) sweepIdle() {
 		return
 	}
 	for k, e := range c.entries {
-		if now.Sub(time.Unix(0, e.lastUsed.Load())) > c.opts.IdleTTL {
+		if !e.pinned.Load() && now.Sub(time.Unix(0, e.lastUsed.Load())) > c.opts.IdleTTL {
 			e.stopTimer()
 			delete(c.entries, k)
 		}

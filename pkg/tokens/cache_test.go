@@ -294,3 +294,38 @@ func TestCacheMargin(t *testing.T) {
 		})
 	}
 }
+
+func TestCachePinnedEntriesSurviveIdleness(t *testing.T) {
+	c, z, clock := newTestCache(t, time.Hour, tokens.CacheOptions{IdleTTL: time.Hour, MaxEntries: 2})
+	pinned := mustKey(t, "pinned", "r")
+	if _, err := c.Pin(t.Context(), pinned); err != nil {
+		t.Fatalf("Pin: %v", err)
+	}
+	get(t, c, mustKey(t, "idle", "r"))
+	clock.Advance(3 * time.Hour)
+	if n := c.Len(); n != 1 {
+		t.Fatalf("Len after 3 idle hours = %d, want 1 (the pinned entry)", n)
+	}
+	// Pinned and never asked for: still refreshed, so a request is a hit.
+	if _, out := get(t, c, pinned); out != tokens.OutcomeHit {
+		t.Errorf("pinned key after 3 h: %v, want hit", out)
+	}
+	// A full cache evicts the unpinned entry, not the pinned one.
+	get(t, c, mustKey(t, "a", "r"))
+	get(t, c, mustKey(t, "b", "r"))
+	before := z.calls.Load()
+	if _, out := get(t, c, pinned); out != tokens.OutcomeHit {
+		t.Errorf("pinned key in a full cache: %v, want hit", out)
+	}
+	if z.calls.Load() != before {
+		t.Error("pinned key was fetched again")
+	}
+}
+
+func TestKeysIgnoreCase(t *testing.T) {
+	a := mustKey(t, "Sports", "Reader,writer")
+	b := mustKey(t, "sports", "WRITER,reader")
+	if a != b {
+		t.Errorf("keys differ only in case: %+v vs %+v; ZTS lower-cases names, so they must be equal", a, b)
+	}
+}

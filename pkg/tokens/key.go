@@ -79,6 +79,9 @@ func AccessTokenKey(domain, roles, proxyForPrincipal string, expiry time.Duratio
 }
 
 func newKey(kind Kind, domain, roles, proxy string) (Key, error) {
+	// ZTS lower-cases every name, so "Sports" and "sports" are one token
+	// and must be one cache entry.
+	domain, roles, proxy = strings.ToLower(domain), strings.ToLower(roles), strings.ToLower(proxy)
 	if domain == "" {
 		return Key{}, &FieldError{Field: "domain", Err: fmt.Errorf("is required")}
 	}

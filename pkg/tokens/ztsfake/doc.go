@@ -59,6 +59,13 @@
 // mTLS. Issued certificates copy the CSR's subject and SANs, are signed by
 // the CA (ECDSA P-256) and are valid from 5 minutes before "now".
 //
+// Options.K8SProvider makes the fake act as ZTS's built-in Kubernetes
+// provider instead: attestation data is {"identityToken":"<JWT>"} with a
+// service account token from ServiceAccountToken (the fake plays the
+// cluster's OIDC issuer), the service account must be named
+// "<domain>.<service>", and refresh is refused ("cannot be refreshed"), so
+// a client registers again before its certificate expires.
+//
 // # Knobs
 //
 // SetLatency, FailNext and SetFailure shape the answers of one Endpoint.

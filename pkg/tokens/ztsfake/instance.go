@@ -357,10 +357,14 @@ func (s *Server) confirmation(r *http.Request, provider, domain, service, id str
 	}
 }
 
-// attest asks Options.Attest, or applies the default: a register needs
-// attestation data, a refresh (already authenticated by its certificate)
-// does not. A refusal is a 403 with the refusal's text.
+// attest asks the K8SProvider emulation or Options.Attest, or applies the
+// default: a register needs attestation data, a refresh (already
+// authenticated by its certificate) does not. A refusal is a 403 with the
+// refusal's text.
 func (s *Server) attest(ctx context.Context, c InstanceConfirmation) (map[string]string, error) {
+	if s.isK8SProvider(c.Provider) {
+		return s.attestK8S(c)
+	}
 	if s.opts.Attest != nil {
 		attrs, err := s.opts.Attest(ctx, c)
 		if err != nil {

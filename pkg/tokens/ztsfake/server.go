@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 )
 
 // Defaults of Options.
@@ -77,6 +79,11 @@ type Options struct {
 	// provider's may. Default: accept a register with non-empty
 	// attestationData, and every refresh.
 	Attest func(ctx context.Context, c InstanceConfirmation) (map[string]string, error)
+	// K8SProvider, if set, makes the fake act as ZTS's built-in Kubernetes
+	// provider for register and refresh requests of K8SProvider.Provider
+	// (JSON attestation data {"identityToken":...}, refresh refused); see
+	// K8SProvider. Attest is not asked for those requests. Default nil.
+	K8SProvider *K8SProvider
 }
 
 // TB is the part of testing.TB that NewTest uses.
@@ -211,6 +218,11 @@ func withDefaults(o Options) (Options, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if p := o.K8SProvider; p != nil && p.Provider != "" {
+		if err := tokens.ValidateCompoundName(p.Provider); err != nil {
+			return o, fmt.Errorf("K8SProvider.Provider: %w", err)
+		}
 	}
 	return o, nil
 }

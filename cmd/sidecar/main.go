@@ -1,0 +1,59 @@
+// Command sidecar serves Athenz tokens to the app in its Pod; see
+// docs/sidecar-api.md. Settings come from ATHENZ_* environment variables.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stderr, sidecar.Run)
+	stop()
+	os.Exit(code)
+}
+
+// run parses flags and environment, builds the logger and calls serve; it
+// returns the exit code: 0 after a clean shutdown, 1 on failure, 2 for bad flags or settings.
+func run(ctx context.Context, args, environ []string, stderr io.Writer, serve func(context.Context, sidecar.Config, logr.Logger) error) int {
+	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "run with an in-process fake ZTS and a generated key, to try the API without Athenz")
+	mode := fs.String("mode", sidecar.ModeServe, "serve: serve the token API until SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := sidecar.ConfigFromEnv(environ)
+	if fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments %q; settings come from ATHENZ_* variables", fs.Args())
+	} else if err == nil {
+		cfg.Dev, cfg.Mode = *dev, *mode
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar: invalid settings:\n%v\n", err)
+		return 2
+	}
+	level, _ := zapcore.ParseLevel(cfg.LogLevel) // validated by ConfigFromEnv
+	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(stderr), level))
+	defer zl.Sync()
+	log := zapr.NewLogger(zl)
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error(err, "sidecar failed")
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar"
+)
+
+// TestRun checks flag and environment handling without serving: serve is a
+// stub that records the Config it gets.
+func TestRun(t *testing.T) {
+	keyFile := []string{
+		"ATHENZ_ZTS_URL=https://zts.example.com/zts/v1", "ATHENZ_IDENTITY_MODE=key-file",
+		"ATHENZ_KEY_FILE=/k.pem", "ATHENZ_KEY_VERSION=0", "ATHENZ_DOMAIN=d", "ATHENZ_SERVICE=s",
+	}
+	tests := []struct {
+		name      string
+		args, env []string
+		serveErr  error
+		wantCode  int
+		wantServe bool
+		wantDev   bool
+		wantOut   string
+	}{
+		{name: "serve", env: keyFile, wantCode: 0, wantServe: true},
+		{name: "explicit serve mode", args: []string{"--mode=serve"}, env: keyFile, wantCode: 0, wantServe: true},
+		{name: "dev", args: []string{"--dev"}, wantCode: 0, wantServe: true, wantDev: true},
+		{name: "dev with debug logs", args: []string{"-dev"}, env: []string{"ATHENZ_LOG_LEVEL=debug"}, wantCode: 0, wantServe: true, wantDev: true},
+		{name: "serve fails", env: keyFile, serveErr: errors.New("listener broke"), wantCode: 1, wantServe: true, wantOut: "listener broke"},
+		{name: "unknown flag", args: []string{"--port=1"}, env: keyFile, wantCode: 2, wantOut: "flag provided but not defined: -port"},
+		{name: "bad mode", args: []string{"--mode=once"}, env: keyFile, wantCode: 2, wantOut: `--mode="once"`},
+		{name: "stray argument", args: []string{"serve"}, env: keyFile, wantCode: 2, wantOut: `unexpected arguments ["serve"]`},
+		{name: "unknown variable", env: append([]string{"ATHENZ_LISTN=127.0.0.1:1"}, keyFile...), wantCode: 2, wantOut: "did you mean ATHENZ_LISTEN?"},
+		{name: "dev contradiction", args: []string{"--dev"}, env: keyFile, wantCode: 2, wantOut: "ATHENZ_ZTS_URL: --dev"},
+		{name: "no settings", wantCode: 2, wantOut: "ATHENZ_ZTS_URL is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			served := false
+			var got sidecar.Config
+			serve := func(_ context.Context, cfg sidecar.Config, log logr.Logger) error {
+				served, got = true, cfg
+				log.V(1).Info("debug line")
+				return tt.serveErr
+			}
+			code := run(t.Context(), tt.args, tt.env, &out, serve)
+			if code != tt.wantCode {
+				t.Errorf("run(%q) = %d, want %d; output:\n%s", tt.args, code, tt.wantCode, out.String())
+			}
+			if served != tt.wantServe {
+				t.Errorf("serve called: %v, want %v", served, tt.wantServe)
+			}
+			if served && got.Dev != tt.wantDev {
+				t.Errorf("Config.Dev = %v, want %v", got.Dev, tt.wantDev)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("output %q, want it to contain %q", out.String(), tt.wantOut)
+			}
+			if strings.Contains(tt.name, "debug") != strings.Contains(out.String(), "debug line") {
+				t.Errorf("debug line logged: %v, want only with ATHENZ_LOG_LEVEL=debug", strings.Contains(out.String(), "debug line"))
+			}
+		})
+	}
+}
+
+// TestDependencies: the sidecar links no Kubernetes package and not the
+// Athenz zmssvctoken package (heavy; tests only).
+func TestDependencies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	if !strings.Contains(string(out), "github.com/athenz-injector/athenz-injector/pkg/sidecar\n") {
+		t.Fatalf("go list -deps does not list pkg/sidecar; output:\n%s", out)
+	}
+	for pkg := range strings.FieldsSeq(string(out)) {
+		if strings.HasPrefix(pkg, "k8s.io/") || strings.HasPrefix(pkg, "sigs.k8s.io/") || strings.Contains(pkg, "zmssvctoken") || strings.Contains(pkg, "athenzutils") {
+			t.Errorf("cmd/sidecar depends on %s", pkg)
+		}
+	}
+}
+
+// TestBinaryDevModeSIGTERM builds the sidecar, runs it with --dev on free
+// loopback ports, asks it for a token, and stops it with SIGTERM: it exits 0.
+func TestBinaryDevModeSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "sidecar")
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--dev")
+	cmd.Env = []string{"ATHENZ_LISTEN=127.0.0.1:0", "ATHENZ_HEALTH_LISTEN=127.0.0.1:0"}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	var api string
+	var logs []string
+	for api == "" && lines.Scan() {
+		logs = append(logs, lines.Text())
+		var entry struct {
+			Msg string `json:"msg"`
+			API string `json:"api"`
+		}
+		if json.Unmarshal(lines.Bytes(), &entry) == nil && entry.Msg == "sidecar serving" {
+			api = entry.API
+		}
+	}
+	if api == "" {
+		cmd.Process.Kill()
+		t.Fatalf("no \"sidecar serving\" log line; logs:\n%s", strings.Join(logs, "\n"))
+	}
+	if !strings.Contains(strings.Join(logs, "\n"), "DEV MODE") {
+		t.Errorf("logs do not say DEV MODE:\n%s", strings.Join(logs, "\n"))
+	}
+	res, err := http.Get("http://" + api + "/ntoken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"token":"v=S1;d=dev;n=app;`) {
+		t.Errorf("GET /ntoken = %d %s, want a dev N-token", res.StatusCode, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stderr)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("sidecar after SIGTERM: %v, want exit status 0; logs:\n%s", err, rest)
+	}
+	if !strings.Contains(string(rest), "sidecar stopped") {
+		t.Errorf("logs after SIGTERM do not say \"sidecar stopped\":\n%s", rest)
+	}
+}

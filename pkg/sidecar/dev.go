@@ -1,0 +1,70 @@
+package sidecar
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+
+	"github.com/go-logr/logr"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
+)
+
+// Dev mode defaults: the identity of the sidecar when ATHENZ_DOMAIN and
+// ATHENZ_SERVICE are not set.
+const (
+	DevDomain     = "dev"
+	DevService    = "app"
+	devKeyVersion = "0"
+)
+
+// devZTS is the in-process fake ZTS of dev mode and the generated service
+// key registered with it.
+type devZTS struct {
+	zts    *ztsfake.Server
+	keyPEM []byte
+}
+
+// startDev starts a fake ZTS that grants every role in every domain,
+// generates a service key for the dev identity, registers it, and points
+// cfg at them (key-file mode).
+func startDev(cfg *Config, log logr.Logger) (*devZTS, error) {
+	if cfg.Domain == "" {
+		cfg.Domain = DevDomain
+	}
+	if cfg.Service == "" {
+		cfg.Service = DevService
+	}
+	opts := ztsfake.Options{AllowAll: true, KeyType: "ec"}
+	if cfg.Clock != nil {
+		opts.Now = cfg.Clock.Now
+	}
+	zts, err := ztsfake.Start(opts)
+	if err != nil {
+		return nil, fmt.Errorf("dev mode: starting the fake ZTS: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		zts.Close()
+		return nil, fmt.Errorf("dev mode: generating a service key: %w", err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		zts.Close()
+		return nil, fmt.Errorf("dev mode: encoding the service key: %w", err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	if err := zts.RegisterServiceKey(cfg.Domain, cfg.Service, devKeyVersion, keyPEM); err != nil {
+		zts.Close()
+		return nil, fmt.Errorf("dev mode: %w", err)
+	}
+	cfg.IdentityMode = IdentityKeyFile
+	cfg.ZTSURL = zts.URL()
+	cfg.KeyVersion = devKeyVersion
+	log.Info("DEV MODE: serving with an in-process fake ZTS that grants every role; its tokens are signed by a throwaway test key and are worthless anywhere else",
+		"zts", zts.URL(), "domain", cfg.Domain, "service", cfg.Service)
+	return &devZTS{zts: zts, keyPEM: keyPEM}, nil
+}

@@ -1,0 +1,128 @@
+package sidecar
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzTokenRequest: whatever a client sends to the token endpoints, the
+// answer is 200 with a token or a 4xx {"code","message"} (501 for a missing
+// N-token source cannot happen here); never a 500.
+func FuzzTokenRequest(f *testing.F) {
+	seeds := []struct {
+		path, contentType, body string
+	}{
+		{"/roletoken", "application/json", `{"domain":"prov","role":"reader"}`},
+		{"/roletoken", "application/json", `{"domain":"prov","role":"users","proxy_for_principal":"proxyForPrincipal","min_expiry":100,"max_expiry":1000}`},
+		{"/access-token", "application/json", `{"domain":"prov","role":"user","proxy_for_principal":"proxyForPrincipal","expiry":100}`},
+		{"/accesstoken", "application/x-www-form-urlencoded", `{"domain":"sports","role":"reader"}`},
+		{"/roletoken", "application/json", `{"domain":`},
+		{"/roletoken", "text/plain", `x`},
+		{"/accesstoken", "", `{"domain":"prov","expiry":-1}`},
+		{"/roletoken", "application/json", `{"domain":"prov","max_expiry":9223372036854775807}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.path, s.contentType, s.body)
+	}
+	h := apiHandler{stubHandler(f)}
+	f.Fuzz(func(t *testing.T, path, contentType, body string) {
+		if path != "/roletoken" && path != "/accesstoken" && path != "/access-token" {
+			path = "/roletoken"
+		}
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		checkAnswer(t, w, "POST "+path+" "+body)
+	})
+}
+
+// FuzzTokenQuery is FuzzTokenRequest for the GET query forms.
+func FuzzTokenQuery(f *testing.F) {
+	for _, q := range []string{
+		"domain=sports&role=reader", "domain=prov&role=a,b&max_expiry=60", "domain=prov&expiry=600",
+		"domain=%zz", "role=a&role=b", "domain=prov&min_expiry=x",
+	} {
+		f.Add(q, true)
+		f.Add(q, false)
+	}
+	h := apiHandler{stubHandler(f)}
+	f.Fuzz(func(t *testing.T, query string, role bool) {
+		path := "/accesstoken"
+		if role {
+			path = "/roletoken"
+		}
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.URL.RawQuery = query
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		checkAnswer(t, w, "GET "+path+"?"+query)
+	})
+}
+
+func checkAnswer(t *testing.T, w *httptest.ResponseRecorder, what string) {
+	t.Helper()
+	var body map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatalf("%s: answer %d %q is not JSON: %v", what, w.Code, w.Body, err)
+	}
+	switch {
+	case w.Code == http.StatusOK:
+		if body["token"] == nil && body["access_token"] == nil {
+			t.Errorf("%s: 200 without a token: %s", what, w.Body)
+		}
+	case w.Code >= 400 && w.Code < 500:
+		if code, _ := body["code"].(float64); int(code) != w.Code || body["message"] == "" {
+			t.Errorf("%s: %d with body %s, want {\"code\":%d,\"message\":...}", what, w.Code, w.Body, w.Code)
+		}
+	default:
+		t.Errorf("%s: status %d %s, want 200 or 4xx", what, w.Code, w.Body)
+	}
+}
+
+// FuzzProxyTarget: host lists and request hosts never panic, and an empty
+// list allows everything.
+func FuzzProxyTarget(f *testing.F) {
+	f.Add("api.example.com,*.svc:8080,[::1]:80", "http", "api.example.com:80")
+	f.Add("", "https", "[::1]")
+	f.Add("10.0.0.1", "http", "10.0.0.1:")
+	f.Fuzz(func(t *testing.T, list, scheme, host string) {
+		entries, err := parseHostList(list)
+		if err != nil {
+			return
+		}
+		m, err := newHostMatcher(entries)
+		if err != nil {
+			t.Fatalf("parseHostList(%q) accepted what newHostMatcher refuses: %v", list, err)
+		}
+		m.allowed(scheme, host)
+		if !(hostMatcher{}).allowed(scheme, host) {
+			t.Errorf("empty list refused %q", host)
+		}
+	})
+}
+
+// FuzzAppendJSONString: the hot path's JSON string encoder agrees with
+// encoding/json.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "v=Z1;d=a;s=x.y_z-", `"\<>&`, "\x00\x1f\x7f", "é漢"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // tokens are ASCII; invalid UTF-8 is not worth a slow path
+		}
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("appendJSONString(%q) = %s: not JSON: %v", s, b, err)
+		}
+		if got != s {
+			t.Errorf("appendJSONString(%q) decodes to %q", s, got)
+		}
+	})
+}

@@ -1,0 +1,177 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+)
+
+// proxyKind is the kind of token a proxy listener adds.
+type proxyKind uint8
+
+const (
+	// proxyAuto picks by the Athenz-Domain header (the token API listener).
+	proxyAuto proxyKind = iota
+	proxyNToken
+	proxyRoleToken
+)
+
+func (k proxyKind) String() string {
+	switch k {
+	case proxyNToken:
+		return "ntoken"
+	case proxyRoleToken:
+		return "roletoken"
+	}
+	return "auto"
+}
+
+// proxyAuth is the header the Rewrite adds, passed through the request
+// context from the handler that fetched the token.
+type proxyAuth struct{ header, value string }
+
+type proxyAuthKey struct{}
+
+// newReverseProxy returns the proxy that forwards absolute-form requests.
+// ReverseProxy drops hop-by-hop headers (Connection and what it names,
+// Proxy-Authorization, Proxy-Connection, Keep-Alive, TE, Upgrade unless
+// upgrading); Rewrite adds the token and drops the control headers.
+func newReverseProxy(log logr.Logger) *httputil.ReverseProxy {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Upstream requests go direct: an HTTP_PROXY in the sidecar's
+	// environment could point back at the sidecar.
+	t.Proxy = nil
+	t.MaxIdleConnsPerHost = 32
+	t.DialContext = (&net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			h := pr.Out.Header
+			h.Del(headerDomain)
+			h.Del(headerRole)
+			h.Del(headerProxyPrincipal)
+			if a, ok := pr.In.Context().Value(proxyAuthKey{}).(proxyAuth); ok {
+				h.Set(a.header, a.value)
+			}
+		},
+		Transport: t,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				return // the client went away
+			}
+			he := &HTTPError{Code: http.StatusBadGateway, Msg: fmt.Sprintf("upstream %s: %v", r.URL.Host, unwrapURLError(err)), Err: unwrapURLError(err)}
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				he.Code, he.Msg = http.StatusGatewayTimeout, fmt.Sprintf("upstream %s timed out", r.URL.Host)
+			}
+			writeError(w, r, log, he)
+		},
+		ErrorLog: newStdLogger(log),
+	}
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose text repeats the URL
+// with its query.
+func unwrapURLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// proxy forwards an absolute-form request (GET http://upstream/path) with
+// the token its kind calls for. kind proxyAuto chooses by Athenz-Domain:
+// absent, an N-token in Athenz-Principal-Auth; present, a role token for
+// Athenz-Domain, Athenz-Role and Athenz-Proxy-Principal in Athenz-Role-Auth.
+func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) error {
+	if r.URL.Scheme != "http" && r.URL.Scheme != "https" {
+		return httpErrorf(http.StatusBadRequest, "proxy: scheme %q not supported; want http or https", r.URL.Scheme)
+	}
+	if r.URL.Host == "" {
+		return httpErrorf(http.StatusBadRequest, "proxy: request URL has no host")
+	}
+	if !h.hosts.allowed(r.URL.Scheme, r.URL.Host) {
+		return httpErrorf(http.StatusForbidden, "proxy: upstream %q is not in ATHENZ_PROXY_ALLOWED_HOSTS; no token was sent", truncate(r.URL.Host))
+	}
+	_, hasDomain := r.Header[headerDomain]
+	_, hasRole := r.Header[headerRole]
+	_, hasProxy := r.Header[headerProxyPrincipal]
+	if kind == proxyAuto {
+		kind = proxyNToken
+		if hasDomain {
+			kind = proxyRoleToken
+		}
+	}
+	var auth proxyAuth
+	switch kind {
+	case proxyNToken:
+		if hasDomain {
+			return httpErrorf(http.StatusBadRequest, "proxy: this listener adds N-tokens only (ATHENZ_PROXY_NTOKEN_LISTEN); remove %s or use the role token proxy", headerDomain)
+		}
+		if hasRole || hasProxy {
+			return httpErrorf(http.StatusBadRequest, "proxy: %s and %s need %s (the role token's domain); without it the proxy adds an N-token", headerRole, headerProxyPrincipal, headerDomain)
+		}
+		tok, err := h.ntokenValue()
+		if err != nil {
+			return err
+		}
+		auth = proxyAuth{header: headerPrincipalAuth, value: tok}
+	case proxyRoleToken:
+		if !hasDomain {
+			return httpErrorf(http.StatusBadRequest, "proxy: header %s is required for a role token (with %s and optionally %s)", headerDomain, headerRole, headerProxyPrincipal)
+		}
+		key, err := tokens.RoleTokenKey(r.Header.Get(headerDomain), r.Header.Get(headerRole), r.Header.Get(headerProxyPrincipal), 0, 0)
+		if err != nil {
+			return headerFieldError(err)
+		}
+		tok, err := h.cache.Get(r.Context(), key)
+		if err != nil {
+			return err
+		}
+		auth = proxyAuth{header: headerRoleAuth, value: tok.Value}
+	}
+	h.reverse.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyAuthKey{}, auth)))
+	return nil
+}
+
+// headerFieldError names the proxy control header instead of the JSON field.
+func headerFieldError(err error) error {
+	fe, ok := errors.AsType[*tokens.FieldError](err)
+	if !ok {
+		return err
+	}
+	name := map[string]string{"domain": headerDomain, "role": headerRole, "proxy_for_principal": headerProxyPrincipal}[fe.Field]
+	if name == "" {
+		return err
+	}
+	return &HTTPError{Code: http.StatusBadRequest, Msg: fmt.Sprintf("proxy: invalid header %s: %v", name, fe.Err), Err: err}
+}
+
+// proxyHowTo answers a plain request for /proxy/ntoken or /proxy/roletoken:
+// they name no upstream, because the paths are meant as proxy URLs.
+func proxyHowTo(r *http.Request) error {
+	extra := ""
+	if r.URL.Path == "/proxy/roletoken" {
+		extra = fmt.Sprintf(" and the headers %s, %s (and optionally %s) on each request", headerDomain, headerRole, headerProxyPrincipal)
+	}
+	return httpErrorf(http.StatusBadRequest,
+		"%s is not an endpoint to call: set http://%s%s as your HTTP client's proxy (Go: http.Transport{Proxy: http.ProxyURL(u)}; curl: -x http://%s) and request the upstream's http:// URL%s; the sidecar adds the Athenz header",
+		r.URL.Path, r.Host, r.URL.Path, r.Host, extra)
+}
+
+// errConnect answers CONNECT: inside a TLS tunnel the sidecar cannot add a
+// header.
+func errConnect() error {
+	return &HTTPError{Code: http.StatusMethodNotAllowed, Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+		Msg: "CONNECT not supported: the proxy adds an Athenz header, which it cannot do inside a TLS tunnel; send the request to the upstream's http:// URL through the proxy, or get a token from /roletoken or /ntoken and call the https:// upstream yourself"}
+}
+
+// proxyDialTimeout bounds connecting to an upstream.
+const proxyDialTimeout = 10 * time.Second
