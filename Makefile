@@ -52,6 +52,30 @@ verify-fmt: ## Fail if gofmt would change a file.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+.PHONY: generate
+generate: ## Regenerate deepcopy code, the CRD and the ClusterRole with controller-gen.
+	hack/generate.sh
+
+.PHONY: manifests
+manifests: generate ## Alias of generate (CRD and RBAC are generated together).
+
+.PHONY: update-goldens
+update-goldens: ## Rewrite the webhook's golden files from the current code.
+	$(GO) test ./pkg/webhook -run TestGolden -update
+
+.PHONY: verify
+verify: generate update-goldens ## Regenerate everything, then fail if the tree changed.
+	@if [ -n "$$(git status --porcelain)" ]; then git status --porcelain; echo "generated files are stale: run make generate update-goldens and commit"; exit 1; fi
+
+FUZZTIME ?= 60s
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 60s) each.
+	@set -e; for pkg in $$(git grep -l '^func Fuzz' -- '*_test.go' | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg/*_test.go | cut -d' ' -f2); do \
+	    echo "== $$pkg $$f"; $(GO) test ./$$pkg -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
 .PHONY: bench
 bench: ## Run Go benchmarks and the load harness; write docs/performance.md figures.
 	hack/bench.sh

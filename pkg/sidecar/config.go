@@ -42,7 +42,9 @@ const (
 
 // Defaults of the environment settings.
 const (
-	DefaultListen          = "127.0.0.1:8081"
+	DefaultListen = "127.0.0.1:8081"
+	// ListenOff as ATHENZ_LISTEN serves the token API on ATHENZ_SOCKET only.
+	ListenOff              = "off"
 	DefaultHealthListen    = ":8082"
 	DefaultZTSTimeout      = 10 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
@@ -92,6 +94,9 @@ type Config struct {
 
 	// Listen is the token API's address (ATHENZ_LISTEN). Default:
 	// DefaultListen. A non-loopback address needs ListenAllowRemote.
+	// ListenOff ("off") serves the token API on ATHENZ_SOCKET only: on
+	// the host network loopback is the node's, shared by every process
+	// there, so the injector turns TCP off for hostNetwork Pods.
 	Listen string
 	// ListenAllowRemote lets the token API and the proxies listen on a
 	// non-loopback address (ATHENZ_LISTEN_ALLOW_REMOTE).
@@ -410,8 +415,15 @@ func (c Config) Validate() error {
 		}
 	}
 
+	apiAddr := c.Listen
+	if c.Listen == ListenOff {
+		if c.Socket == "" {
+			add("ATHENZ_LISTEN=off needs ATHENZ_SOCKET: the token API must listen somewhere")
+		}
+		apiAddr = "" // checked above; nothing to bind
+	}
 	listeners := []struct{ name, addr string }{
-		{"ATHENZ_LISTEN", c.Listen},
+		{"ATHENZ_LISTEN", apiAddr},
 		{"ATHENZ_PROXY_NTOKEN_LISTEN", c.ProxyNTokenListen},
 		{"ATHENZ_PROXY_ROLETOKEN_LISTEN", c.ProxyRoleTokenListen},
 		{"ATHENZ_HEALTH_LISTEN", c.HealthListen},
@@ -419,7 +431,7 @@ func (c Config) Validate() error {
 	var valid []int
 	for i, l := range listeners {
 		if l.addr == "" {
-			if i == 0 || i == 3 {
+			if (i == 0 && c.Listen != ListenOff) || i == 3 {
 				add("%s must not be empty", l.name)
 			}
 			continue

@@ -132,6 +132,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "cert renewal", env: []string{"ATHENZ_CERT_RENEWAL=never"}, wantErr: []string{"ATHENZ_CERT_RENEWAL", "refresh or reregister"}},
 		{name: "allow remote", env: with(keyFile, "ATHENZ_LISTEN_ALLOW_REMOTE=maybe"), wantErr: []string{"ATHENZ_LISTEN_ALLOW_REMOTE", "true or false"}},
 		{name: "socket relative", env: with(keyFile, "ATHENZ_SOCKET=sidecar.sock"), wantErr: []string{"ATHENZ_SOCKET", "absolute path"}},
+		{name: "listen off without socket", env: with(keyFile, "ATHENZ_LISTEN=off"), wantErr: []string{"ATHENZ_LISTEN=off needs ATHENZ_SOCKET"}},
 		{name: "prefetch", env: with(keyFile, "ATHENZ_PREFETCH=prov"), wantErr: []string{"ATHENZ_PREFETCH", "<domain>:role.<role>"}},
 		{name: "prefetch role", env: with(keyFile, "ATHENZ_PREFETCH=prov:role.a"+",", "ATHENZ_PREFETCH_ROLE_TOKENS=prov:group.x"), wantErr: []string{"ATHENZ_PREFETCH=", "ATHENZ_PREFETCH_ROLE_TOKENS="}},
 		{name: "allowed hosts URL", env: with(keyFile, "ATHENZ_PROXY_ALLOWED_HOSTS=http://api.example.com/"), wantErr: []string{"ATHENZ_PROXY_ALLOWED_HOSTS", "not a URL"}},

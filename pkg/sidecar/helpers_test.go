@@ -98,7 +98,8 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 func startSidecar(t *testing.T, zts *ztsfake.Server, extraEnv []string, mutate func(*Config)) *fixture {
 	t.Helper()
 	env, pub := keyFileEnv(t, zts)
-	return startWithEnv(t, zts, append(env, extraEnv...), pub, mutate)
+	// Extras first: the first value of a variable wins, so they override.
+	return startWithEnv(t, zts, append(append([]string{}, extraEnv...), env...), pub, mutate)
 }
 
 func startWithEnv(t *testing.T, zts *ztsfake.Server, env []string, pub []byte, mutate func(*Config)) *fixture {

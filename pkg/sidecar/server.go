@@ -177,7 +177,7 @@ func (s *Server) listen() error {
 		{"ATHENZ_HEALTH_LISTEN", "tcp", s.cfg.HealthListen, healthHandler{s.handler}, &s.addrs.Health},
 	}
 	for _, sp := range specs {
-		if sp.addr == "" {
+		if sp.addr == "" || sp.addr == ListenOff {
 			continue
 		}
 		var ln net.Listener

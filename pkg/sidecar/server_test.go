@@ -84,22 +84,38 @@ func TestReadyzWaitsForPrefetch(t *testing.T) {
 	}
 }
 
-// TestUnixSocket: ATHENZ_SOCKET serves the same token API.
+// TestUnixSocket: ATHENZ_SOCKET serves the same token API, next to TCP or,
+// with ATHENZ_LISTEN=off (hostNetwork Pods), instead of it.
 func TestUnixSocket(t *testing.T) {
-	zts := newZTS(t)
-	sock := filepath.Join(t.TempDir(), "sidecar.sock")
-	f := startSidecar(t, zts, []string{"ATHENZ_SOCKET=" + sock}, nil)
-	if got := f.srv.Addrs().Socket; got != sock {
-		t.Errorf("Addrs().Socket = %q, want %q", got, sock)
+	tests := []struct {
+		name    string
+		env     []string
+		wantAPI bool
+	}{
+		{name: "socket and loopback", wantAPI: true},
+		{name: "socket only", env: []string{"ATHENZ_LISTEN=off"}, wantAPI: false},
 	}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
-	r := do(t, client, "GET", "http://sidecar/roletoken?domain=prov&role=reader", "", "", nil)
-	if r.status != 200 || !strings.Contains(string(r.body), `"token":"v=Z1;d=prov;r=reader;`) {
-		t.Errorf("GET /roletoken over the socket = %d %s, want a role token", r.status, r.body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			zts := newZTS(t)
+			sock := filepath.Join(t.TempDir(), "sidecar.sock")
+			f := startSidecar(t, zts, append([]string{"ATHENZ_SOCKET=" + sock}, tt.env...), nil)
+			if got := f.srv.Addrs().Socket; got != sock {
+				t.Errorf("Addrs().Socket = %q, want %q", got, sock)
+			}
+			if got := f.srv.Addrs().API; (got != "") != tt.wantAPI {
+				t.Errorf("Addrs().API = %q, want a TCP listener: %v", got, tt.wantAPI)
+			}
+			client := &http.Client{Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+				},
+			}}
+			r := do(t, client, "GET", "http://sidecar/roletoken?domain=prov&role=reader", "", "", nil)
+			if r.status != 200 || !strings.Contains(string(r.body), `"token":"v=Z1;d=prov;r=reader;`) {
+				t.Errorf("GET /roletoken over the socket = %d %s, want a role token", r.status, r.body)
+			}
+		})
 	}
 }
 

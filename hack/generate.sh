@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerates what controller-gen derives from the Go sources: deepcopy
+# functions (api/v1alpha1/zz_generated.deepcopy.go), the CRD
+# (config/crd/bases/) and the injector's ClusterRole (config/rbac/role.yaml,
+# from the +kubebuilder:rbac markers in pkg/webhook).
+#
+# Environment:
+#   CONTROLLER_TOOLS_VERSION  default v0.23.0 (installed into ./bin)
+set -o errexit -o nounset -o pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+controller_gen=$(hack/go-install-tool.sh controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen "${CONTROLLER_TOOLS_VERSION:-v0.23.0}")
+
+"$controller_gen" object paths=./api/...
+"$controller_gen" crd paths=./api/... output:crd:dir=config/crd/bases
+"$controller_gen" rbac:roleName=athenz-injector paths=./pkg/webhook/... output:rbac:dir=config/rbac

@@ -1,0 +1,207 @@
+package webhook
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+)
+
+// Annotations the injector reads on Pods and workloads, and writes on Pods.
+const (
+	// AnnotationInject opts a Pod in ("true") or out ("false"). On a
+	// workload it is copied into the Pod template.
+	AnnotationInject = "athenz.io/inject"
+	// AnnotationProfile names the SidecarProfile to use.
+	AnnotationProfile = "athenz.io/profile"
+	// AnnotationDomain overrides the Athenz domain from the profile's template.
+	AnnotationDomain = "athenz.io/domain"
+	// AnnotationService overrides the Athenz service from the profile's template.
+	AnnotationService = "athenz.io/service"
+	// AnnotationPrefetch replaces the profile's prefetch list, e.g.
+	// "prov:role.reader,other:domain".
+	AnnotationPrefetch = "athenz.io/prefetch"
+	// AnnotationSidecarImage overrides the sidecar image.
+	AnnotationSidecarImage = "athenz.io/sidecar-image"
+	// AnnotationSidecarCPU overrides the sidecar's CPU request (and limit,
+	// when the profile sets one).
+	AnnotationSidecarCPU = "athenz.io/sidecar-cpu"
+	// AnnotationSidecarMemory overrides the sidecar's memory request (and
+	// limit, when one is set).
+	AnnotationSidecarMemory = "athenz.io/sidecar-memory"
+	// AnnotationNativeSidecar overrides the profile's nativeSidecar:
+	// "true" or "Always", "false" or "Never".
+	AnnotationNativeSidecar = "athenz.io/native-sidecar"
+
+	// AnnotationStatus is written on injected Pods: JSON saying what was
+	// injected, by which injector version and profile. Its presence makes
+	// the injector leave the Pod alone.
+	AnnotationStatus = "athenz.io/status"
+	// AnnotationDefaultContainer makes kubectl logs and exec pick the app,
+	// not the sidecar. Set only when the Pod does not set it.
+	AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
+	// AnnotationInjectCopied is written on workloads whose Pod template got
+	// athenz.io/inject from the workload's metadata, so that removing the
+	// workload's annotation removes the copy, and only the copy.
+	AnnotationInjectCopied = "athenz.io/inject-copied"
+)
+
+// NamespaceLabelInject on a namespace with the value NamespaceInjectEnabled
+// opts in every Pod of the namespace that does not say "false".
+const (
+	NamespaceLabelInject   = "athenz.io/inject"
+	NamespaceInjectEnabled = "enabled"
+)
+
+// Denial is a mistake in what the user sent (an annotation, a clash with
+// what the injector adds, an unusable profile). The handler answers it with
+// admission.Denied and the message, which names what to fix.
+type Denial struct{ Msg string }
+
+func (d *Denial) Error() string { return d.Msg }
+
+func denyf(format string, args ...any) error {
+	return &Denial{Msg: fmt.Sprintf(format, args...)}
+}
+
+func annotationError(key, value, format string, args ...any) error {
+	return denyf("annotation %s: %q: %s", key, truncate(value), fmt.Sprintf(format, args...))
+}
+
+// truncate keeps a denial short when a value is huge.
+func truncate(s string) string {
+	const limit = 100
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "..."
+}
+
+// parseInject reads an athenz.io/inject value: set reports whether the
+// annotation is there at all.
+func parseInject(annotations map[string]string) (value, set bool, err error) {
+	v, ok := annotations[AnnotationInject]
+	if !ok {
+		return false, false, nil
+	}
+	switch v {
+	case "true":
+		return true, true, nil
+	case "false":
+		return false, true, nil
+	}
+	return false, true, annotationError(AnnotationInject, v, `want "true" or "false"`)
+}
+
+// ProfileName returns the profile the Pod asks for with athenz.io/profile,
+// or "" when it asks for none (then "default" applies).
+func ProfileName(annotations map[string]string) (string, error) {
+	name, ok := annotations[AnnotationProfile]
+	if !ok {
+		return "", nil
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return "", annotationError(AnnotationProfile, name, "not a SidecarProfile name: %s", strings.Join(errs, "; "))
+	}
+	return name, nil
+}
+
+// overrides are the per-Pod annotations, parsed and validated.
+type overrides struct {
+	domain, service string
+	prefetch        *string // nil: the profile's list
+	image           string
+	cpu, memory     *resource.Quantity
+	native          *bool
+}
+
+func parseOverrides(a map[string]string) (overrides, error) {
+	var o overrides
+	if v, ok := a[AnnotationDomain]; ok {
+		if err := tokens.ValidateDomain(v); err != nil {
+			return o, annotationError(AnnotationDomain, v, "not an Athenz domain: %v", err)
+		}
+		o.domain = v
+	}
+	if v, ok := a[AnnotationService]; ok {
+		if err := tokens.ValidateService(v); err != nil {
+			return o, annotationError(AnnotationService, v, "not an Athenz service: %v", err)
+		}
+		o.service = v
+	}
+	if v, ok := a[AnnotationPrefetch]; ok {
+		targets, err := tokens.ParseTargets(v)
+		if err != nil {
+			return o, annotationError(AnnotationPrefetch, v, "%v", err)
+		}
+		s := joinTargets(targets)
+		o.prefetch = &s
+	}
+	if v, ok := a[AnnotationSidecarImage]; ok {
+		if err := validateImage(v); err != nil {
+			return o, annotationError(AnnotationSidecarImage, v, "%v", err)
+		}
+		o.image = v
+	}
+	var err error
+	if o.cpu, err = parseQuantity(a, AnnotationSidecarCPU); err != nil {
+		return o, err
+	}
+	if o.memory, err = parseQuantity(a, AnnotationSidecarMemory); err != nil {
+		return o, err
+	}
+	if v, ok := a[AnnotationNativeSidecar]; ok {
+		var native bool
+		switch v {
+		case "true", string(v1alpha1.NativeSidecarAlways):
+			native = true
+		case "false", string(v1alpha1.NativeSidecarNever):
+		default:
+			return o, annotationError(AnnotationNativeSidecar, v, `want "true", "false", "Always" or "Never"`)
+		}
+		o.native = &native
+	}
+	return o, nil
+}
+
+func parseQuantity(a map[string]string, key string) (*resource.Quantity, error) {
+	v, ok := a[key]
+	if !ok {
+		return nil, nil
+	}
+	q, err := resource.ParseQuantity(v)
+	if err != nil {
+		return nil, annotationError(key, v, "not a quantity (e.g. 100m, 64Mi): %v", err)
+	}
+	if q.Sign() <= 0 {
+		return nil, annotationError(key, v, "must be positive")
+	}
+	return &q, nil
+}
+
+func validateImage(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("must not be empty")
+	case len(s) > 1024:
+		return fmt.Errorf("longer than 1024 characters")
+	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return fmt.Errorf("must not contain spaces or control characters")
+	}
+	return nil
+}
+
+func joinTargets(targets []tokens.Target) string {
+	var b strings.Builder
+	for i, t := range targets {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(t.String())
+	}
+	return b.String()
+}

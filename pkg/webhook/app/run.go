@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
+	"github.com/athenz-injector/athenz-injector/pkg/webhook"
+)
+
+// NewScheme returns the injector's scheme: the built-in types and
+// athenz.io/v1alpha1. Nothing is registered in a global scheme.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run serves the injector until ctx is done. It is ready (/readyz) once the
+// serving certificate is loaded, the webhook server answers TLS, and the
+// caches of Namespaces and SidecarProfiles have synced.
+func Run(ctx context.Context, o Options) error {
+	o.setDefaults()
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if o.Config == nil {
+		return errNoConfig
+	}
+	log := o.Logger
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
+	scheme, err := NewScheme()
+	if err != nil {
+		return fmt.Errorf("building scheme: %w", err)
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	metrics, err := webhook.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+
+	certs := newCertLoader(filepath.Join(o.CertDir, "tls.crt"), filepath.Join(o.CertDir, "tls.key"), log.WithName("certs"))
+	mgr, err := ctrl.NewManager(o.Config, ctrl.Options{
+		Scheme: scheme,
+		Logger: log,
+		Metrics: metricsserver.Options{
+			BindAddress: o.MetricsBindAddress,
+		},
+		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
+			Host: o.WebhookHost,
+			Port: o.WebhookPort,
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+				c.GetCertificate = certs.GetCertificate
+				c.MinVersion = tls.VersionTLS12
+				// HTTP/2 is off, as in kubebuilder's scaffold: its
+				// rapid-reset and stream attacks are not worth the gain for
+				// a webhook.
+				c.NextProtos = []string{"http/1.1"}
+			}},
+		}),
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              "athenz-injector.athenz.io",
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			// Admission reads only what is cached: never a live call.
+			ReaderFailOnMissingInformer: true,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.Add(certs); err != nil {
+		return err
+	}
+	for _, obj := range []client.Object{&corev1.Namespace{}, &v1alpha1.SidecarProfile{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("setting up the cache of %T: %w", obj, err)
+		}
+	}
+
+	hooks := webhook.Options{
+		Settings: webhook.Settings{Version: o.Version, Image: o.SidecarImage, Namespace: o.Namespace},
+		Reader:   mgr.GetCache(),
+		Metrics:  metrics,
+		Logger:   log.WithName("webhook"),
+	}
+	srv := mgr.GetWebhookServer()
+	srv.Register(webhook.PathPods, &ctrlwebhook.Admission{Handler: webhook.NewPodHandler(hooks)})
+	srv.Register(webhook.PathWorkloads, &ctrlwebhook.Admission{Handler: webhook.NewWorkloadHandler(hooks)})
+
+	if err := (&webhook.ProfileReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the SidecarProfile reconciler: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	for name, check := range map[string]healthz.Checker{
+		"certificate": certs.Loaded,
+		"webhook":     srv.StartedChecker(),
+		"cache":       cacheSynced(mgr.GetCache()),
+	} {
+		if err := mgr.AddReadyzCheck(name, check); err != nil {
+			return err
+		}
+	}
+	log.Info("starting injector", "version", o.Version, "namespace", o.Namespace, "webhookPort", o.WebhookPort)
+	return mgr.Start(ctx)
+}
+
+// cacheSynced is a readiness check that passes once every informer of the
+// cache has synced.
+func cacheSynced(c cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), 500*time.Millisecond)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return fmt.Errorf("informer cache not synced yet")
+		}
+		return nil
+	}
+}
