@@ -34,6 +34,10 @@ show curl -fsS "http://127.0.0.1:$health/readyz"
 step "an N-token for the Pod's own identity (dev.app)"
 show curl -fsS "$api/ntoken"
 
+step "the Pod's identity certificate (also in the identity directory for the app's own mTLS)"
+printf '$ curl -fsS %s/svccert | head -3\n' "$api"
+curl -fsS "$api/svccert" | head -3; echo
+
 step "a role token (GET query form, for curl)"
 show curl -fsS "$api/roletoken?domain=sports&role=reader"
 

@@ -170,18 +170,40 @@ func (h *handler) ntoken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ntokenValue returns the identity's N-token, or 501 when it has none.
+// ntokenValue returns the identity's N-token: 501 when it has none, 503
+// while it has none yet.
 func (h *handler) ntokenValue() (string, error) {
 	src := h.identity.NTokenSource()
 	if src == nil {
 		return "", &HTTPError{Code: http.StatusNotImplemented,
-			Msg: "this sidecar has no N-token: its identity mode has no service key to sign with (use ATHENZ_IDENTITY_MODE=key-file)"}
+			Msg: "this sidecar has no N-token: files mode has no service key, and copper-argos mode gets one from ZTS only with ATHENZ_NTOKEN=true (the default)"}
 	}
 	tok, _, err := src.Token()
 	if err != nil {
-		return "", fmt.Errorf("signing n-token: %w", err)
+		return "", &HTTPError{Code: http.StatusServiceUnavailable, Msg: "no N-token yet: " + err.Error(), Err: err}
 	}
 	return tok, nil
+}
+
+// svccert serves the identity certificate chain as PEM.
+func (h *handler) svccert(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(r.Method, "GET, HEAD")
+	}
+	chain := h.identity.CertificateChainPEM()
+	if len(chain) == 0 {
+		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "no identity certificate yet: " + errString(h.identity.Ready())}
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(chain)
+	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
 }
 
 // writeToken sends a 200 JSON answer that carries a credential.

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar/identity"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 )
 
@@ -89,6 +91,8 @@ type Config struct {
 	IdentityDir string
 	// CopperArgos holds the copper-argos settings.
 	CopperArgos CopperArgosConfig
+	// Certificate holds the identity certificate settings of every mode.
+	Certificate CertificateConfig
 	// Pod is the Pod's downward-API information.
 	Pod PodInfo
 
@@ -141,6 +145,29 @@ type CopperArgosConfig struct {
 	TrustDomain       string // ATHENZ_TRUST_DOMAIN
 	AttestationFormat string // ATHENZ_ATTESTATION_FORMAT: "token" or "id-token-json"
 	CertRenewal       string // ATHENZ_CERT_RENEWAL: "refresh" or "reregister"
+	Cloud             string // ATHENZ_CLOUD: sent to ZTS as the instance's cloud
+	KeyType           string // ATHENZ_KEY_TYPE: "ecdsa" (default) or "rsa"
+	RotateKey         bool   // ATHENZ_ROTATE_KEY: a new key with every certificate
+	// NToken asks ZTS for an N-token with every certificate, served at
+	// /ntoken (ATHENZ_NTOKEN). Default true, so /ntoken works in every mode.
+	NToken *bool
+}
+
+// CertificateConfig holds the settings of the identity certificate that
+// apply to every identity mode.
+type CertificateConfig struct {
+	// RefreshFraction of the lifetime after which the certificate is
+	// renewed (ATHENZ_CERT_REFRESH_FRACTION). Default 2/3.
+	RefreshFraction float64
+	// Expiry asked of ZTS for each certificate (ATHENZ_CERT_EXPIRY).
+	// Default: ZTS's.
+	Expiry time.Duration
+	// KeyFileMode of service.key.pem (ATHENZ_IDENTITY_KEY_MODE, octal).
+	// Default 0640.
+	KeyFileMode fs.FileMode
+	// RoleCerts are role certificates kept in the identity directory
+	// (ATHENZ_ROLE_CERTS, "<domain>:role.<role>,...").
+	RoleCerts []tokens.Target
 }
 
 // PodInfo is what the downward API tells the sidecar about its Pod (POD_NAME,
@@ -157,6 +184,15 @@ type envVar struct {
 
 func str(dst func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func boolean(dst func(c *Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) (err error) {
+		if *dst(c), err = strconv.ParseBool(v); err != nil {
+			return errors.New("want true or false")
+		}
+		return nil
+	}
 }
 
 // envVars is the list of variables the sidecar knows; any other ATHENZ_*
@@ -213,14 +249,55 @@ var envVars = []envVar{
 		}
 		return nil
 	}},
-	{"ATHENZ_LISTEN", str(func(c *Config) *string { return &c.Listen })},
-	{"ATHENZ_LISTEN_ALLOW_REMOTE", func(c *Config, v string) (err error) {
-		c.ListenAllowRemote, err = strconv.ParseBool(v)
-		if err != nil {
-			return errors.New("want true or false")
+	{"ATHENZ_CLOUD", str(func(c *Config) *string { return &c.CopperArgos.Cloud })},
+	{"ATHENZ_KEY_TYPE", func(c *Config, v string) error {
+		c.CopperArgos.KeyType = v
+		if v != string(identity.KeyECDSA) && v != string(identity.KeyRSA) {
+			return errors.New("want ecdsa or rsa")
 		}
 		return nil
 	}},
+	{"ATHENZ_ROTATE_KEY", boolean(func(c *Config) *bool { return &c.CopperArgos.RotateKey })},
+	{"ATHENZ_NTOKEN", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		c.CopperArgos.NToken = &b
+		return nil
+	}},
+	{"ATHENZ_CERT_REFRESH_FRACTION", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0.1 || f > 0.95 {
+			return errors.New("want a number from 0.1 to 0.95")
+		}
+		c.Certificate.RefreshFraction = f
+		return nil
+	}},
+	{"ATHENZ_CERT_EXPIRY", func(c *Config, v string) (err error) {
+		c.Certificate.Expiry, err = parseSeconds(v)
+		if err == nil && c.Certificate.Expiry < time.Minute {
+			err = errors.New("must be at least 1m")
+		}
+		return err
+	}},
+	{"ATHENZ_IDENTITY_KEY_MODE", func(c *Config, v string) error {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0o777 {
+			return errors.New("want an octal file mode such as 0640")
+		}
+		if m&0o022 != 0 {
+			return errors.New("the key must not be group- or world-writable")
+		}
+		c.Certificate.KeyFileMode = fs.FileMode(m)
+		return nil
+	}},
+	{"ATHENZ_ROLE_CERTS", func(c *Config, v string) (err error) {
+		c.Certificate.RoleCerts, err = identity.ParseRoleCerts(v)
+		return err
+	}},
+	{"ATHENZ_LISTEN", str(func(c *Config) *string { return &c.Listen })},
+	{"ATHENZ_LISTEN_ALLOW_REMOTE", boolean(func(c *Config) *bool { return &c.ListenAllowRemote })},
 	{"ATHENZ_HEALTH_LISTEN", str(func(c *Config) *string { return &c.HealthListen })},
 	{"ATHENZ_SOCKET", func(c *Config, v string) error {
 		c.Socket = v
@@ -367,10 +444,15 @@ func (c Config) Validate() error {
 		"ATHENZ_TRUST_DOMAIN":       ca.TrustDomain != "",
 		"ATHENZ_ATTESTATION_FORMAT": ca.AttestationFormat != "",
 		"ATHENZ_CERT_RENEWAL":       ca.CertRenewal != "",
+		"ATHENZ_CLOUD":              ca.Cloud != "",
+		"ATHENZ_KEY_TYPE":           ca.KeyType != "",
+		"ATHENZ_ROTATE_KEY":         ca.RotateKey,
+		"ATHENZ_NTOKEN":             ca.NToken != nil,
 	}
 	// The settings of copper-argos registration; ATHENZ_DNS_SUFFIX also
 	// names the certificate of key-file mode.
-	registration := []string{"ATHENZ_PROVIDER", "ATHENZ_SA_TOKEN_FILE", "ATHENZ_TRUST_DOMAIN", "ATHENZ_ATTESTATION_FORMAT", "ATHENZ_CERT_RENEWAL"}
+	registration := []string{"ATHENZ_PROVIDER", "ATHENZ_SA_TOKEN_FILE", "ATHENZ_TRUST_DOMAIN", "ATHENZ_ATTESTATION_FORMAT", "ATHENZ_CERT_RENEWAL",
+		"ATHENZ_CLOUD", "ATHENZ_KEY_TYPE", "ATHENZ_ROTATE_KEY", "ATHENZ_NTOKEN"}
 	forbid := func(why string, names ...string) {
 		for _, n := range names {
 			if set[n] {

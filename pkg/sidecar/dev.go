@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"os"
 
 	"github.com/go-logr/logr"
 
@@ -26,6 +27,14 @@ const (
 type devZTS struct {
 	zts    *ztsfake.Server
 	keyPEM []byte
+	tmpDir string // the identity directory made for dev mode, if any
+}
+
+func (d *devZTS) close() {
+	d.zts.Close()
+	if d.tmpDir != "" {
+		os.RemoveAll(d.tmpDir)
+	}
 }
 
 // startDev starts a fake ZTS that grants every role in every domain,
@@ -61,10 +70,20 @@ func startDev(cfg *Config, log logr.Logger) (*devZTS, error) {
 		zts.Close()
 		return nil, fmt.Errorf("dev mode: %w", err)
 	}
+	d := &devZTS{zts: zts, keyPEM: keyPEM}
+	if cfg.IdentityDir == "" {
+		// The identity's certificate and key are written somewhere; not to
+		// /var/run/athenz on a developer's machine.
+		if d.tmpDir, err = os.MkdirTemp("", "athenz-sidecar-dev"); err != nil {
+			zts.Close()
+			return nil, fmt.Errorf("dev mode: identity directory: %w", err)
+		}
+		cfg.IdentityDir = d.tmpDir
+	}
 	cfg.IdentityMode = IdentityKeyFile
 	cfg.ZTSURL = zts.URL()
 	cfg.KeyVersion = devKeyVersion
 	log.Info("DEV MODE: serving with an in-process fake ZTS that grants every role; its tokens are signed by a throwaway test key and are worthless anywhere else",
-		"zts", zts.URL(), "domain", cfg.Domain, "service", cfg.Service)
-	return &devZTS{zts: zts, keyPEM: keyPEM}, nil
+		"zts", zts.URL(), "domain", cfg.Domain, "service", cfg.Service, "identitydir", cfg.IdentityDir)
+	return d, nil
 }

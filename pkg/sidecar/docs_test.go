@@ -22,7 +22,7 @@ func TestDocsInSync(t *testing.T) {
 			t.Errorf("docs/sidecar-api.md does not document %s", ev.name)
 		}
 	}
-	for _, p := range []string{"/ntoken", "/roletoken", "/accesstoken", "/access-token", "/healthz", "/readyz", "/proxy/ntoken", "/proxy/roletoken"} {
+	for _, p := range []string{"/ntoken", "/svccert", "/roletoken", "/accesstoken", "/access-token", "/healthz", "/readyz", "/proxy/ntoken", "/proxy/roletoken"} {
 		if !strings.Contains(string(md), p) {
 			t.Errorf("docs/sidecar-api.md does not mention %s", p)
 		}

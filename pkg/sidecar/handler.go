@@ -80,6 +80,8 @@ func (a apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = h.accessToken(w, r)
 		case "/ntoken":
 			err = h.ntoken(w, r)
+		case "/svccert":
+			err = h.svccert(w, r)
 		case "/healthz":
 			err = h.healthz(w, r)
 		case "/readyz":
@@ -87,7 +89,7 @@ func (a apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "/proxy/ntoken", "/proxy/roletoken":
 			err = proxyHowTo(r)
 		default:
-			err = httpErrorf(http.StatusNotFound, "no endpoint %s; the token API has GET /ntoken, GET|POST /roletoken, GET|POST /accesstoken and /access-token, GET /healthz, GET /readyz, and proxies absolute-form requests", truncate(r.URL.Path))
+			err = httpErrorf(http.StatusNotFound, "no endpoint %s; the token API has GET /ntoken, GET /svccert, GET|POST /roletoken, GET|POST /accesstoken and /access-token, GET /healthz, GET /readyz, and proxies absolute-form requests", truncate(r.URL.Path))
 		}
 	}
 	if err != nil {

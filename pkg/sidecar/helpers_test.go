@@ -78,6 +78,7 @@ func keyFileEnv(t *testing.T, zts *ztsfake.Server) (env []string, pubPEM []byte)
 		"ATHENZ_KEY_VERSION=1",
 		"ATHENZ_DOMAIN=" + testDomain,
 		"ATHENZ_SERVICE=" + testService,
+		"ATHENZ_IDENTITY_DIR=" + t.TempDir(),
 		"ATHENZ_LISTEN=127.0.0.1:0",
 		"ATHENZ_HEALTH_LISTEN=127.0.0.1:0",
 		"PATH=/usr/bin", // not ATHENZ_: ignored
@@ -102,7 +103,33 @@ func startSidecar(t *testing.T, zts *ztsfake.Server, extraEnv []string, mutate f
 	return startWithEnv(t, zts, append(append([]string{}, extraEnv...), env...), pub, mutate)
 }
 
+// startWithEnv starts a sidecar and waits until its identity is ready (the
+// certificate is obtained in the background), so tests start from a
+// working identity; startWithEnvNoWait does not wait.
 func startWithEnv(t *testing.T, zts *ztsfake.Server, env []string, pub []byte, mutate func(*Config)) *fixture {
+	t.Helper()
+	f := startWithEnvNoWait(t, zts, env, pub, mutate)
+	waitIdentity(t, f.srv)
+	return f
+}
+
+// waitIdentity waits up to 10 s for the server's identity to be ready.
+func waitIdentity(t *testing.T, srv *Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := srv.identity.Ready()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("identity not ready after 10 s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func startWithEnvNoWait(t *testing.T, zts *ztsfake.Server, env []string, pub []byte, mutate func(*Config)) *fixture {
 	t.Helper()
 	cfg, err := ConfigFromEnv(env)
 	if err != nil {

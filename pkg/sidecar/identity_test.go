@@ -1,16 +1,17 @@
 package sidecar
 
 import (
-	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 
-	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 )
 
@@ -32,9 +33,99 @@ func filesEnv(t *testing.T, zts *ztsfake.Server, domain, service string) (env []
 		"ATHENZ_IDENTITY_MODE=files",
 		"ATHENZ_CERT_FILE=" + certFile,
 		"ATHENZ_KEY_FILE=" + keyFile,
+		"ATHENZ_IDENTITY_DIR=" + t.TempDir(),
 		"ATHENZ_LISTEN=127.0.0.1:0",
 		"ATHENZ_HEALTH_LISTEN=127.0.0.1:0",
 	}, certFile, keyFile
+}
+
+// copperArgosEnv is the environment the injector gives a sidecar, against
+// zts acting as its own provider.
+func copperArgosEnv(t *testing.T, zts *ztsfake.Server) (env []string, identityDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	identityDir = t.TempDir()
+	return []string{
+		"ATHENZ_ZTS_URL=" + zts.URL(),
+		"ATHENZ_ZTS_CA_FILE=" + writeFile(t, dir, "ca.pem", zts.CACertPEM()),
+		"ATHENZ_IDENTITY_MODE=copper-argos",
+		"ATHENZ_DOMAIN=" + testDomain,
+		"ATHENZ_SERVICE=" + testService,
+		"ATHENZ_PROVIDER=sys.auth.k8s",
+		"ATHENZ_DNS_SUFFIX=athenz.test",
+		"ATHENZ_SA_TOKEN_FILE=" + writeFile(t, dir, "token", []byte("header.claims.signature")),
+		"ATHENZ_IDENTITY_DIR=" + identityDir,
+		"ATHENZ_LISTEN=127.0.0.1:0",
+		"ATHENZ_HEALTH_LISTEN=127.0.0.1:0",
+		"POD_UID=0f1e2d3c-aaaa-bbbb-cccc-000000000001",
+		"POD_IP=127.0.0.1",
+		"POD_NAMESPACE=client",
+	}, identityDir
+}
+
+// waitReady polls /readyz until it answers 200.
+func waitReady(t *testing.T, f *fixture) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := do(t, nil, "GET", f.health+"/readyz", "", "", nil)
+		if r.status == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %s after 10 s, want 200", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// svccertLeaf GETs /svccert and returns the first certificate.
+func svccertLeaf(t *testing.T, f *fixture) *x509.Certificate {
+	t.Helper()
+	r := do(t, nil, "GET", f.api+"/svccert", "", "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /svccert = %d %s, want 200", r.status, r.body)
+	}
+	block, _ := pem.Decode(r.body)
+	if block == nil {
+		t.Fatalf("GET /svccert body is not PEM: %q", r.body)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("GET /svccert: %v", err)
+	}
+	return cert
+}
+
+// TestCopperArgosMode: the sidecar registers the Pod with ZTS, serves the
+// certificate at /svccert and writes it to the identity directory, gets
+// tokens over mTLS, and serves the N-token ZTS issued.
+func TestCopperArgosMode(t *testing.T) {
+	zts := newZTS(t)
+	env, dir := copperArgosEnv(t, zts)
+	f := startWithEnv(t, zts, env, nil, nil)
+	waitReady(t, f)
+
+	leaf := svccertLeaf(t, f)
+	if got, want := leaf.Subject.CommonName, testDomain+"."+testService; got != want {
+		t.Errorf("/svccert CN = %q, want %q", got, want)
+	}
+	for _, name := range []string{"service.cert.pem", "service.key.pem", "ca.cert.pem"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
+			t.Errorf("identity file %s: %v (size %v), want it written", name, err, st)
+		}
+	}
+	r := do(t, nil, "GET", f.api+"/roletoken?domain=prov&role=reader", "", "", nil)
+	if r.status != 200 || !strings.Contains(string(r.body), ";p=client.api;") {
+		t.Errorf("role token over the registered certificate = %d %s", r.status, r.body)
+	}
+	r = do(t, nil, "GET", f.api+"/ntoken", "", "", nil)
+	if r.status != 200 || !strings.Contains(string(r.body), `"token":"v=S1;d=client;n=api;`) {
+		t.Errorf("GET /ntoken = %d %s, want the N-token ZTS issued for client.api", r.status, r.body)
+	}
+	if n := zts.Calls(ztsfake.EndpointInstanceRegister); n != 1 {
+		t.Errorf("instance register calls = %d, want 1", n)
+	}
 }
 
 // TestFilesMode: the sidecar authenticates to ZTS with the certificate from
@@ -43,6 +134,7 @@ func TestFilesMode(t *testing.T) {
 	zts := newZTS(t)
 	env, _, _ := filesEnv(t, zts, testDomain, testService)
 	f := startWithEnv(t, zts, env, nil, nil)
+	waitReady(t, f)
 
 	r := do(t, nil, "POST", f.api+"/roletoken", "application/json", `{"domain":"prov","role":"reader"}`, nil)
 	if r.status != 200 || !strings.Contains(string(r.body), ";p=client.api;") {
@@ -52,89 +144,21 @@ func TestFilesMode(t *testing.T) {
 	if r.status != http.StatusNotImplemented {
 		t.Fatalf("GET /ntoken in files mode = %d %s, want 501", r.status, r.body)
 	}
-	if msg := r.errorMessage(t); !strings.Contains(msg, "ATHENZ_IDENTITY_MODE=key-file") {
-		t.Errorf("message %q, want it to say how to get N-tokens", msg)
+	if msg := r.errorMessage(t); !strings.Contains(msg, "files mode has no service key") {
+		t.Errorf("message %q, want it to say why there is no N-token", msg)
 	}
 	upstream, hits := countingEcho(t)
 	r = do(t, proxyClient(t, strings.TrimPrefix(f.api, "http://"), ""), "GET", upstream.URL, "", "", nil)
 	if r.status != http.StatusNotImplemented || hits.Load() != 0 {
 		t.Errorf("N-token proxy in files mode = %d %s (upstream hits %d), want 501 and no upstream call", r.status, r.body, hits.Load())
 	}
-	if r := do(t, nil, "GET", f.health+"/readyz", "", "", nil); r.status != 200 {
-		t.Errorf("/readyz = %d %s, want 200", r.status, r.body)
-	}
-}
-
-// TestFilesReload: files mode picks up a rotated certificate without a
-// restart.
-func TestFilesReload(t *testing.T) {
-	zts := newZTS(t)
-	_, certFile, keyFile := filesEnv(t, zts, testDomain, testService)
-	id, err := newFilesIdentity(filesOptions{
-		certFile: certFile, keyFile: keyFile, roots: zts.CAPool(), clock: tokens.RealClock{},
-		log: testr.New(t), dialTimeout: time.Second, pollInterval: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- id.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v, want nil", err)
-		}
-	}()
-
-	certPEM, keyPEM, err := zts.IssueIdentity(testDomain, "rotated")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Write the key first; a poll between the writes sees a mismatched
-	// pair, logs it and keeps the old certificate.
-	writeAtomic(t, keyFile, keyPEM)
-	writeAtomic(t, certFile, certPEM)
-	deadline := time.Now().Add(5 * time.Second)
-	for id.cert.Load().Leaf.Subject.CommonName != testDomain+".rotated" {
-		if time.Now().After(deadline) {
-			t.Fatalf("certificate CN still %q 5 s after rotation", id.cert.Load().Leaf.Subject.CommonName)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := id.Ready(); err != nil {
-		t.Errorf("Ready after rotation = %v", err)
-	}
-}
-
-func writeAtomic(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestFilesExpiredNotReady: an expired certificate makes /readyz say so.
-func TestFilesExpiredNotReady(t *testing.T) {
-	past := time.Now().Add(-48 * time.Hour)
-	zts := ztsfake.NewTest(t, ztsfake.Options{Now: func() time.Time { return past }})
-	_, certFile, keyFile := filesEnv(t, zts, testDomain, testService)
-	id, err := newFilesIdentity(filesOptions{certFile: certFile, keyFile: keyFile, clock: tokens.RealClock{}, log: testr.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd := newReadiness(id, nil)
-	if err := rd.check(); err == nil || !strings.Contains(err.Error(), "identity: certificate "+certFile+" expired at") {
-		t.Errorf("readiness with an expired certificate = %v, want it to say the certificate expired", err)
+	if got := svccertLeaf(t, f).Subject.CommonName; got != testDomain+"."+testService {
+		t.Errorf("/svccert CN = %q", got)
 	}
 }
 
 // TestFilesBadPair: a key that does not match the certificate stops the
-// sidecar at start, naming both variables.
+// sidecar at start, naming the variables.
 func TestFilesBadPair(t *testing.T) {
 	zts := newZTS(t)
 	env, _, _ := filesEnv(t, zts, testDomain, testService)
@@ -144,23 +168,68 @@ func TestFilesBadPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = Run(t.Context(), cfg, testr.New(t))
-	if err == nil || !strings.Contains(err.Error(), "ATHENZ_CERT_FILE=") || !strings.Contains(err.Error(), "ATHENZ_KEY_FILE="+otherKey) {
+	if err == nil || !strings.Contains(err.Error(), "ATHENZ_CERT_FILE") || !strings.Contains(err.Error(), "ATHENZ_KEY_FILE") {
 		t.Errorf("Run with a mismatched key = %v, want an error naming ATHENZ_CERT_FILE and ATHENZ_KEY_FILE", err)
 	}
 }
 
-// TestKeyFileUnregisteredKey: in key-file mode ZTS checks our N-token; a
-// key it does not know is refused with 401, which the client sees.
+// TestKeyFileUnregisteredKey: in key-file mode ZTS checks our N-token; with
+// a key it does not know the sidecar never becomes ready and says why.
 func TestKeyFileUnregisteredKey(t *testing.T) {
 	zts := newZTS(t)
 	env, _ := keyFileEnv(t, zts)
 	env = overrideEnv(env, []string{"ATHENZ_KEY_VERSION=2"}) // not registered
-	f := startWithEnv(t, zts, env, nil, nil)
-	r := do(t, nil, "GET", f.api+"/roletoken?domain=prov&role=reader", "", "", nil)
-	if r.status != http.StatusUnauthorized {
-		t.Fatalf("role token with an unregistered key = %d %s, want ZTS's 401", r.status, r.body)
+	f := startWithEnvNoWait(t, zts, env, nil, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := do(t, nil, "GET", f.health+"/readyz", "", "", nil)
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz with an unregistered key = %d %s, want 503", r.status, r.body)
+		}
+		if strings.Contains(string(r.body), `no public key`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %s, want ZTS's reason (no public key registered)", r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if msg := r.errorMessage(t); !strings.Contains(msg, `no public key "2" registered for client.api`) {
-		t.Errorf("message %q, want ZTS's reason", msg)
+}
+
+// TestInitMode: --mode=init writes the identity files and checks the
+// prefetch tokens once, then returns; a refused token fails it naming the
+// token.
+func TestInitMode(t *testing.T) {
+	tests := []struct {
+		name     string
+		prefetch string
+		wantErr  string
+	}{
+		{name: "identity and tokens", prefetch: "prov:role.reader"},
+		{name: "refused token", prefetch: "prov:role.admin", wantErr: "access token prov:role.admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			zts := newZTS(t)
+			env, dir := copperArgosEnv(t, zts)
+			cfg, err := ConfigFromEnv(append(env, "ATHENZ_PREFETCH="+tt.prefetch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Mode = ModeInit
+			err = Run(t.Context(), cfg, testr.New(t))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Run(--mode=init) = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run(--mode=init) = %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "service.cert.pem")); err != nil {
+				t.Errorf("after init: %v", err)
+			}
+		})
 	}
 }

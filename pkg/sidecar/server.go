@@ -56,6 +56,9 @@ type listener struct {
 // configuration is invalid, a listener cannot be opened, or the sidecar
 // cannot go on (a listener fails, the identity is lost).
 func Run(ctx context.Context, cfg Config, log logr.Logger) error {
+	if cfg.Mode == ModeInit {
+		return RunInit(ctx, cfg, log)
+	}
 	s, err := Start(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -73,7 +76,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		return nil, err
 	}
 	if cfg.Mode == ModeInit {
-		return nil, fmt.Errorf("--mode=%s is %w; use --mode=%s", ModeInit, ErrNotSupported, ModeServe)
+		return nil, fmt.Errorf("--mode=%s does not serve: use Run or RunInit", ModeInit)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = tokens.RealClock{}
@@ -94,13 +97,14 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		if err != nil {
 			return nil, err
 		}
-		s.closeDev = d.zts.Close
+		s.closeDev = d.close
 		idOpts.RootCAs, idOpts.KeyPEM = d.zts.CAPool(), d.keyPEM
 	}
-	s.identity, err = NewIdentity(cfg, idOpts)
+	id, err := NewIdentity(cfg, idOpts)
 	if err != nil {
 		return nil, err
 	}
+	s.identity = id
 	client, err := tokens.NewClient(tokens.ClientOptions{
 		URL: cfg.ZTSURL, Transport: s.identity.Transport(), Timeout: cfg.ZTSTimeout, Clock: cfg.Clock,
 	})

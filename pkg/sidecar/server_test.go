@@ -222,6 +222,7 @@ func TestDevMode(t *testing.T) {
 			}
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Wait() }()
+			waitIdentity(t, srv)
 			api := "http://" + srv.Addrs().API
 			if !strings.HasPrefix(srv.Addrs().ZTS, "https://127.0.0.1:") {
 				t.Errorf("dev ZTS at %q, want a loopback https URL", srv.Addrs().ZTS)
@@ -278,8 +279,11 @@ func TestStartErrors(t *testing.T) {
 		wantErr string
 		wantIs  error
 	}{
-		{name: "copper-argos", env: []string{"ATHENZ_IDENTITY_MODE=copper-argos", "ATHENZ_KEY_FILE=", "ATHENZ_KEY_VERSION="}, wantErr: "ATHENZ_IDENTITY_MODE=copper-argos", wantIs: ErrNotSupported},
-		{name: "init mode", mutate: func(c *Config) { c.Mode = ModeInit }, wantErr: "--mode=init", wantIs: ErrNotSupported},
+		{name: "copper-argos without provider", env: []string{"ATHENZ_IDENTITY_MODE=copper-argos", "ATHENZ_KEY_FILE=", "ATHENZ_KEY_VERSION=",
+			"POD_UID=0f1e2d3c-aaaa-bbbb-cccc-000000000001", "ATHENZ_DNS_SUFFIX=athenz.test", "ATHENZ_SA_TOKEN_FILE=" + notPEM}, wantErr: "ATHENZ_PROVIDER"},
+		{name: "copper-argos with an unreadable token file", env: []string{"ATHENZ_IDENTITY_MODE=copper-argos", "ATHENZ_KEY_FILE=", "ATHENZ_KEY_VERSION=",
+			"POD_UID=0f1e2d3c-aaaa-bbbb-cccc-000000000001", "ATHENZ_DNS_SUFFIX=athenz.test", "ATHENZ_PROVIDER=sys.auth.k8s",
+			"ATHENZ_SA_TOKEN_FILE=" + filepath.Join(dir, "missing-token")}, wantErr: "ATHENZ_SA_TOKEN_FILE"},
 		{name: "missing key file", env: []string{"ATHENZ_KEY_FILE=" + filepath.Join(dir, "missing.pem")}, wantErr: "ATHENZ_KEY_FILE"},
 		{name: "key file not a key", env: []string{"ATHENZ_KEY_FILE=" + notPEM}, wantErr: "ATHENZ_KEY_FILE"},
 		{name: "missing CA file", env: []string{"ATHENZ_ZTS_CA_FILE=" + filepath.Join(dir, "missing.pem")}, wantErr: "ATHENZ_ZTS_CA_FILE"},

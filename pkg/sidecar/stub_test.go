@@ -17,6 +17,7 @@ type stubIdentity struct{}
 func (stubIdentity) Transport() http.RoundTripper  { return http.DefaultTransport }
 func (stubIdentity) NTokenSource() NTokenSource    { return stubNToken{} }
 func (stubIdentity) Ready() error                  { return nil }
+func (stubIdentity) CertificateChainPEM() []byte   { return nil }
 func (stubIdentity) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
 type stubNToken struct{}

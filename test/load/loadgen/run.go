@@ -54,6 +54,9 @@ func run(opts options) error {
 	if err != nil {
 		return err
 	}
+	if err := os.Mkdir(filepath.Join(dir, "identity"), 0o700); err != nil {
+		return err
+	}
 	files := map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM, "ca.pem": zts.CACertPEM()}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {

@@ -1,0 +1,49 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/AthenZ/athenz/clients/go/zts"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+)
+
+// keyRefresh gets a certificate for the service key from
+// POST /instance/{domain}/{service}/refresh, authenticated by an N-token
+// signed with that key (and the current certificate while it is valid),
+// and installs it. The CSR names no instance and no IP: the certificate
+// belongs to the service key, not to one Pod.
+func (m *Manager) keyRefresh(ctx context.Context) (*credential, error) {
+	o := m.opts
+	csr, err := m.serviceCSR(m.serviceKey, "", false)
+	if err != nil {
+		return nil, err
+	}
+	req := &zts.InstanceRefreshRequest{Csr: csr, KeyId: o.KeyVersion}
+	if o.CertExpiry > 0 {
+		minutes := int32(o.CertExpiry.Minutes())
+		req.ExpiryTime = &minutes
+	}
+	zc, cancel := ztsClient(ctx, o.ZTSURL, m.own, o.Timeout)
+	defer cancel()
+	started := m.clock.Now()
+	ident, err := zc.PostInstanceRefreshRequest(zts.CompoundName(o.Domain), zts.SimpleName(o.Service), req)
+	if err != nil {
+		return nil, fmt.Errorf("refreshing the certificate of %s.%s with key %s: %w", o.Domain, o.Service, o.KeyVersion, convertError(ctx, err))
+	}
+	if ident == nil || ident.Certificate == "" {
+		return nil, fmt.Errorf("refreshing the certificate of %s.%s: %w: answer without a certificate", o.Domain, o.Service, tokens.ErrZTSUnavailable)
+	}
+	c, err := newCredential([]byte(ident.Certificate), []byte(ident.CaCertBundle), m.serviceKey, m.serviceKeyPEM, started)
+	if err != nil {
+		return nil, err
+	}
+	if cur := m.cur.Load(); cur != nil && c.caPEM == nil {
+		c.caPEM = cur.caPEM
+	}
+	if err := m.install(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

@@ -1,0 +1,465 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+)
+
+// Manager obtains the identity of its Mode, writes it to the identity
+// directory and keeps it fresh. It is the sidecar's Identity: Transport,
+// NTokenSource, Ready and Run, plus Init for a one-shot run and
+// CertificateChainPEM for GET /svccert. All methods are safe for
+// concurrent use.
+type Manager struct {
+	opts  Options // with defaults
+	log   logr.Logger
+	clock tokens.Clock
+
+	// transport is Transport's: keep-alive connections, closed when idle
+	// after every rotation. own carries the Manager's own calls without
+	// keep-alive, so each one presents the current certificate.
+	transport *http.Transport
+	api       http.RoundTripper
+	own       http.RoundTripper
+
+	signer        *tokens.NTokenSigner // key-file mode
+	serviceKey    crypto.Signer        // key-file mode
+	serviceKeyPEM []byte               // key-file mode, PKCS#8
+	ntoken        atomic.Pointer[ztsNToken]
+
+	cur atomic.Pointer[credential]
+
+	// work serialises renewals (Run's loop and Init).
+	work sync.Mutex
+	// Fields below are used under work only.
+	identityDue time.Time
+	written     map[string][]byte // file name -> content last written or adopted
+	files       filesState        // files mode
+	keyGen      uint64
+	// startKey is a key adopted from the identity directory without a
+	// usable certificate; copper-argos registers with it (key and keyPEM
+	// only).
+	startKey *credential
+
+	// mu guards the status fields below, read by Ready and Status.
+	mu       sync.Mutex
+	running  bool
+	renewals int
+	failures int
+	lastErr  error
+	roles    []*roleCert
+}
+
+// New validates opts (see Options.Validate) and returns a Manager. In
+// copper-argos and key-file modes it adopts a certificate left in the
+// identity directory by an earlier run (an init container, a restarted
+// sidecar) when it is still valid and matches the key, so the Manager is
+// ready at once; otherwise Run or Init gets one from ZTS.
+func New(opts Options) (*Manager, error) {
+	ld, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	m := &Manager{
+		opts:    opts,
+		log:     opts.Logger.WithValues("mode", string(opts.Mode)),
+		clock:   opts.Clock,
+		written: map[string][]byte{},
+	}
+	m.transport = newBaseTransport(ld.roots, m.clientCertificate, opts.Timeout)
+	own := m.transport.Clone()
+	own.DisableKeepAlives = true
+	m.api, m.own = m.transport, own
+	for _, t := range opts.RoleCerts {
+		m.roles = append(m.roles, &roleCert{target: t, file: RoleCertFileName(t)})
+	}
+
+	if opts.Mode == ModeKeyFile {
+		signer, err := tokens.NewNTokenSigner(tokens.NTokenOptions{
+			Domain: opts.Domain, Service: opts.Service, KeyVersion: opts.KeyVersion,
+			KeyPEM: ld.keyPEM, Clock: opts.Clock,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ATHENZ_KEY_FILE with ATHENZ_DOMAIN, ATHENZ_SERVICE and ATHENZ_KEY_VERSION: %w", err)
+		}
+		if _, _, err := signer.Token(); err != nil {
+			return nil, fmt.Errorf("ATHENZ_KEY_FILE: signing an n-token: %w", err)
+		}
+		key, _ := tokens.ParsePrivateKeyPEM(ld.keyPEM) // checked by validate
+		keyPEM, err := encodeKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("ATHENZ_KEY_FILE: %w", err)
+		}
+		m.signer, m.serviceKey, m.serviceKeyPEM = signer, key, keyPEM
+		m.api = ntokenTransport{base: m.transport, src: signer}
+		m.own = ntokenTransport{base: own, src: signer}
+	}
+
+	removeStaleTemps(opts.IdentityDir)
+	if opts.Mode != ModeFiles {
+		m.adopt()
+	}
+	return m, nil
+}
+
+// Transport carries calls to ZTS authenticated as this identity: the
+// current certificate, read at every TLS handshake, and in key-file mode
+// also an N-token. Idle connections are closed after every rotation.
+func (m *Manager) Transport() http.RoundTripper { return m.api }
+
+// NTokenSource returns the source of the identity's N-tokens: the local
+// signer in key-file mode, ZTS's N-token in copper-argos mode with
+// Options.NToken, else nil.
+func (m *Manager) NTokenSource() NTokenSource {
+	switch {
+	case m.signer != nil:
+		return m.signer
+	case m.opts.Mode == ModeCopperArgos && m.opts.NToken:
+		return ztsNTokenSource{current: &m.ntoken, clock: m.clock}
+	}
+	return nil
+}
+
+// CertificateChainPEM returns the current certificate chain (leaf first)
+// as written to service.cert.pem, or nil before the first certificate.
+func (m *Manager) CertificateChainPEM() []byte {
+	c := m.cur.Load()
+	if c == nil {
+		return nil
+	}
+	return bytes.Clone(c.chainPEM)
+}
+
+// Ready returns nil when a certificate valid now is in place, together
+// with every role certificate; else why not, with the last error. It is
+// cheap.
+func (m *Manager) Ready() error {
+	c := m.cur.Load()
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last := func() string {
+		if m.lastErr == nil {
+			return ""
+		}
+		return fmt.Sprintf(" (attempt %d failed: %v)", m.failures, m.lastErr)
+	}
+	switch {
+	case c == nil:
+		return fmt.Errorf("no identity certificate yet%s", last())
+	case now.Before(c.leaf().NotBefore):
+		return fmt.Errorf("identity certificate is not valid before %s%s", c.leaf().NotBefore.UTC().Format(time.RFC3339), last())
+	case !now.Before(c.leaf().NotAfter):
+		return fmt.Errorf("identity certificate expired at %s%s", c.leaf().NotAfter.UTC().Format(time.RFC3339), last())
+	}
+	for _, r := range m.roles {
+		if err := r.ready(now, c.keyGen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status is a snapshot of the Manager's state, for logs and metrics.
+type Status struct {
+	Mode Mode
+	// Serial (hex), NotBefore and NotAfter describe the current
+	// certificate; zero before the first.
+	Serial              string
+	NotBefore, NotAfter time.Time
+	// InstanceID is the copper-argos instance id.
+	InstanceID string
+	// Renewals counts certificates obtained (files mode: loaded) since
+	// start.
+	Renewals int
+	// Failures counts consecutive failed attempts; LastError is the last
+	// one's error, nil after a success.
+	Failures  int
+	LastError error
+	// RoleCerts is the state of each role certificate.
+	RoleCerts []RoleCertStatus
+}
+
+// RoleCertStatus is the state of one role certificate.
+type RoleCertStatus struct {
+	Target    tokens.Target
+	File      string // path in the identity directory
+	Serial    string // "" before the first
+	NotAfter  time.Time
+	Failures  int
+	LastError error
+}
+
+// Status returns a snapshot of the Manager's state.
+func (m *Manager) Status() Status {
+	c := m.cur.Load()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Status{Mode: m.opts.Mode, Renewals: m.renewals, Failures: m.failures, LastError: m.lastErr}
+	if c != nil {
+		s.Serial = c.leaf().SerialNumber.Text(16)
+		s.NotBefore, s.NotAfter = c.leaf().NotBefore, c.leaf().NotAfter
+		s.InstanceID = c.instanceID
+	}
+	for _, r := range m.roles {
+		rs := RoleCertStatus{Target: r.target, File: filepath.Join(m.opts.IdentityDir, r.file),
+			Failures: r.failures, LastError: r.lastErr}
+		if r.cert != nil {
+			rs.Serial, rs.NotAfter = r.cert.SerialNumber.Text(16), r.cert.NotAfter
+		}
+		s.RoleCerts = append(s.RoleCerts, rs)
+	}
+	return s
+}
+
+// Run keeps the identity fresh until ctx ends: it obtains the first
+// certificate (retrying with backoff while ZTS cannot be reached or
+// refuses), renews it after Options.RefreshFraction of its lifetime,
+// fetches and renews the role certificates, and in files mode reloads
+// changed files. A failed renewal leaves the current files and
+// certificate in use and is retried. Run returns nil when ctx ends; it
+// returns an error only when called while another Run is running.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.running {
+		m.mu.Unlock()
+		return errors.New("identity: Run is already running")
+	}
+	m.running = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.running = false
+		m.mu.Unlock()
+	}()
+	for {
+		next := m.step(ctx)
+		if !m.sleepUntil(ctx, next) {
+			return nil
+		}
+	}
+}
+
+// Init obtains the identity and the role certificates once, writes them,
+// and returns (sidecar --mode=init). It retries failures that may pass (ZTS
+// unreachable, 5xx, timeouts) with backoff until ctx ends, so give ctx a
+// deadline; an answer that will not change (a 4xx: attestation refused,
+// role not granted) returns at once. A valid identity already in the
+// directory (see New) is kept.
+func (m *Manager) Init(ctx context.Context) error {
+	for {
+		next := m.step(ctx)
+		if m.Ready() == nil {
+			return nil
+		}
+		if err := m.permanentError(); err != nil {
+			return err
+		}
+		if !m.sleepUntil(ctx, next) {
+			return fmt.Errorf("giving up on the identity: %w; %v", ctx.Err(), m.Ready())
+		}
+	}
+}
+
+// permanentError returns the first current error that retrying will not
+// cure.
+func (m *Manager) permanentError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastErr != nil && permanent(m.lastErr) {
+		return m.lastErr
+	}
+	for _, r := range m.roles {
+		if r.lastErr != nil && permanent(r.lastErr) {
+			return fmt.Errorf("role certificate %s: %w", r.target, r.lastErr)
+		}
+	}
+	return nil
+}
+
+// step does the work that is due and returns when more will be.
+func (m *Manager) step(ctx context.Context) time.Time {
+	m.work.Lock()
+	defer m.work.Unlock()
+	if !m.clock.Now().Before(m.identityDue) {
+		m.renewIdentity(ctx)
+	}
+	next := m.identityDue
+	cur := m.cur.Load()
+	if cur == nil {
+		return next
+	}
+	for _, r := range m.roles {
+		if ctx.Err() != nil {
+			return next
+		}
+		if r.due(m.clock.Now(), cur.keyGen) {
+			m.renewRole(ctx, cur, r)
+		}
+		if d := r.nextDue(); d.Before(next) {
+			next = d
+		}
+	}
+	return next
+}
+
+// renewIdentity runs one attempt of the mode and schedules the next.
+func (m *Manager) renewIdentity(ctx context.Context) {
+	var (
+		c       *credential
+		changed bool
+		err     error
+	)
+	switch m.opts.Mode {
+	case ModeCopperArgos:
+		c, err = m.copperArgos(ctx)
+		changed = err == nil
+	case ModeKeyFile:
+		c, err = m.keyRefresh(ctx)
+		changed = err == nil
+	case ModeFiles:
+		c, changed, err = m.reloadFiles()
+	}
+	now := m.clock.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down; not a failure
+		}
+		m.mu.Lock()
+		m.failures++
+		m.lastErr = err
+		attempt := m.failures
+		m.mu.Unlock()
+		delay := m.backoff(attempt)
+		if m.opts.Mode == ModeFiles {
+			delay = m.opts.PollInterval
+		}
+		m.identityDue = now.Add(delay)
+		m.log.Error(err, "identity certificate attempt failed, retrying", "attempt", attempt, "retryin", delay.String())
+		return
+	}
+	if m.opts.Mode == ModeFiles {
+		m.identityDue = now.Add(m.opts.PollInterval)
+	} else {
+		m.identityDue = renewAt(c.obtained, c.leaf(), m.opts.RefreshFraction, rand.Float64())
+	}
+	if !changed {
+		return
+	}
+	m.mu.Lock()
+	m.failures, m.lastErr = 0, nil
+	m.renewals++
+	m.mu.Unlock()
+	kv := []any{"serial", c.leaf().SerialNumber.Text(16), "notafter", c.leaf().NotAfter.UTC().Format(time.RFC3339)}
+	if m.opts.Mode != ModeFiles {
+		kv = append(kv, "renewat", m.identityDue.UTC().Format(time.RFC3339))
+	}
+	m.log.Info("identity certificate in place", kv...)
+}
+
+// install writes c to the identity directory and makes it current. Files
+// are written first: what the Manager presents is what the app reads. The
+// key is written before the certificate when it changed; if the
+// certificate then cannot be written, the previous key is put back.
+func (m *Manager) install(c *credential) error {
+	prev := m.cur.Load()
+	if prev == nil || !bytes.Equal(prev.keyPEM, c.keyPEM) {
+		m.keyGen++
+	}
+	c.keyGen = m.keyGen
+	oldKey := m.written[KeyFileName]
+	keyChanged := !bytes.Equal(oldKey, c.keyPEM)
+	if keyChanged {
+		if err := m.write(KeyFileName, c.keyPEM, m.opts.KeyFileMode); err != nil {
+			return err
+		}
+	}
+	if err := m.write(CertFileName, c.chainPEM, CertFileMode); err != nil {
+		if keyChanged && oldKey != nil {
+			if rerr := m.write(KeyFileName, oldKey, m.opts.KeyFileMode); rerr != nil {
+				m.log.Error(rerr, "restoring the previous key after a failed certificate write")
+			}
+		}
+		return err
+	}
+	if c.caPEM != nil {
+		if err := m.write(CAFileName, c.caPEM, CertFileMode); err != nil {
+			// The certificate and key are in place; the CA bundle is
+			// rarely new. Log and go on.
+			m.log.Error(err, "writing the CA bundle")
+		}
+	}
+	m.cur.Store(c)
+	// Connections made with the previous certificate would keep it.
+	m.transport.CloseIdleConnections()
+	return nil
+}
+
+// write writes one file of the identity directory unless it already has
+// that content.
+func (m *Manager) write(name string, data []byte, perm fs.FileMode) error {
+	if bytes.Equal(m.written[name], data) {
+		return nil
+	}
+	if err := writeFileAtomic(m.opts.IdentityDir, name, data, perm); err != nil {
+		return err
+	}
+	m.written[name] = bytes.Clone(data)
+	return nil
+}
+
+// clientCertificate is the TLS client certificate callback: the current
+// certificate while it is valid, else none (an expired certificate would
+// fail the handshake; without one, an N-token may still authenticate).
+func (m *Manager) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	c := m.cur.Load()
+	if c == nil || !c.validAt(m.clock.Now()) {
+		return &tls.Certificate{}, nil
+	}
+	return c.tls, nil
+}
+
+// backoff is the wait before attempt+1: exponential from RetryMin,
+// capped at RetryMax, with jitter between half and all of it.
+func (m *Manager) backoff(attempt int) time.Duration {
+	d := m.opts.RetryMin
+	for i := 1; i < attempt && d < m.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, m.opts.RetryMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// sleepUntil waits until t on the Manager's clock and reports whether ctx
+// is still live.
+func (m *Manager) sleepUntil(ctx context.Context, t time.Time) bool {
+	d := t.Sub(m.clock.Now())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	ch := make(chan struct{})
+	timer := m.clock.AfterFunc(d, func() { close(ch) })
+	select {
+	case <-ctx.Done():
+		timer.Stop()
+		return false
+	case <-ch:
+		return true
+	}
+}
