@@ -30,9 +30,10 @@ import (
 const injectorNamespace = "athenz-injector"
 
 var (
-	k8s       client.Client        // uncached admin client
-	registry  *prometheus.Registry // the injector's metrics
-	readyzURL string
+	controlPlane *webhooktest.ControlPlane
+	k8s          client.Client        // uncached admin client
+	registry     *prometheus.Registry // the injector's metrics
+	readyzURL    string
 )
 
 func TestMain(m *testing.M) {
@@ -54,6 +55,7 @@ func runSuite(m *testing.M) int {
 	}
 	defer stop()
 	k8s = cp.Client
+	controlPlane = cp
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/athenz-injector/athenz-injector/pkg/webhook"
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/certs"
 )
 
 // Defaults of Options.
@@ -26,6 +28,17 @@ const (
 	DefaultMetricsBindAddress     = ":8080"
 	DefaultHealthProbeBindAddress = ":8081"
 	DefaultNamespace              = "athenz-injector"
+)
+
+// Certificate modes (--cert-mode).
+const (
+	// CertModeExternal serves the certificate something else writes to
+	// --cert-dir (cert-manager, a Secret the user provides).
+	CertModeExternal = "external"
+	// CertModeAuto makes the injector keep a CA and serving certificate in
+	// a Secret, patch the webhook configuration's caBundle, and write the
+	// certificate to --cert-dir (pkg/webhook/certs).
+	CertModeAuto = "auto"
 )
 
 // Options configure the injector. Every field but Config has a working
@@ -55,6 +68,17 @@ type Options struct {
 	// LeaderElect makes one replica at a time update profile status.
 	// Webhooks are served by every replica regardless. Default: off.
 	LeaderElect bool
+	// CertMode is CertModeExternal (default) or CertModeAuto.
+	CertMode string
+	// CertSecret, WebhookConfigName and ServiceName are what auto mode
+	// manages: the Secret holding CA and certificate, the
+	// MutatingWebhookConfiguration whose caBundle it patches, and the
+	// Service the certificate is for. Defaults: those of pkg/webhook/certs.
+	CertSecret, WebhookConfigName, ServiceName string
+	// CertDNSNames are extra DNS names or IPs for the auto-mode certificate
+	// (an injector running outside the cluster behind webhook.url needs
+	// 127.0.0.1 or its host name).
+	CertDNSNames []string
 	// Version is recorded in each injected Pod's athenz.io/status.
 	// Default: "dev".
 	Version string
@@ -79,6 +103,19 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "The injector's own namespace (default from $POD_NAMESPACE): never injected; its SidecarProfiles apply where a namespace has none.")
 	fs.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "Sidecar image for SidecarProfiles that name none.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect one replica to update SidecarProfile status (webhooks are served by all).")
+	fs.StringVar(&o.CertMode, "cert-mode", o.CertMode, `Serving certificate: "external" (files in --cert-dir written by cert-manager or a Secret) or "auto" (the injector keeps a CA and certificate in --cert-secret and patches the webhook configuration's caBundle).`)
+	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "auto mode: the Secret in --namespace holding the CA and serving certificate.")
+	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", o.WebhookConfigName, "auto mode: the MutatingWebhookConfiguration whose caBundle is kept.")
+	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "auto mode: the webhook Service the certificate names (<svc>, <svc>.<ns>, <svc>.<ns>.svc...).")
+	fs.Func("cert-dns-names", "auto mode: extra comma-separated DNS names or IPs for the certificate (e.g. 127.0.0.1 for an injector outside the cluster).", func(v string) error {
+		o.CertDNSNames = nil
+		for n := range strings.SplitSeq(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				o.CertDNSNames = append(o.CertDNSNames, n)
+			}
+		}
+		return nil
+	})
 }
 
 func (o *Options) setDefaults() {
@@ -103,6 +140,18 @@ func (o *Options) setDefaults() {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	if o.CertMode == "" {
+		o.CertMode = CertModeExternal
+	}
+	if o.CertSecret == "" {
+		o.CertSecret = certs.DefaultSecretName
+	}
+	if o.WebhookConfigName == "" {
+		o.WebhookConfigName = certs.DefaultWebhookConfigName
+	}
+	if o.ServiceName == "" {
+		o.ServiceName = certs.DefaultServiceName
+	}
 }
 
 // Validate reports the first bad option, naming its flag.
@@ -120,6 +169,16 @@ func (o *Options) Validate() error {
 	}
 	if errs := validation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
 		return fmt.Errorf("--namespace: %q is not a namespace name: %s", o.Namespace, errs[0])
+	}
+	switch o.CertMode {
+	case CertModeExternal, CertModeAuto:
+	default:
+		return fmt.Errorf("--cert-mode: %q: want %s or %s", o.CertMode, CertModeExternal, CertModeAuto)
+	}
+	for flagName, name := range map[string]string{"--cert-secret": o.CertSecret, "--webhook-config-name": o.WebhookConfigName, "--service-name": o.ServiceName} {
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return fmt.Errorf("%s: %q: %s", flagName, name, errs[0])
+		}
 	}
 	return nil
 }

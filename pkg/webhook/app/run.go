@@ -22,6 +22,7 @@ import (
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook"
+	webhookcerts "github.com/athenz-injector/athenz-injector/pkg/webhook/certs"
 )
 
 // NewScheme returns the injector's scheme: the built-in types and
@@ -101,6 +102,30 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.Add(certs); err != nil {
 		return err
 	}
+	readyChecks := map[string]healthz.Checker{}
+	if o.CertMode == CertModeAuto {
+		rotator, err := webhookcerts.New(webhookcerts.Options{
+			Client: mgr.GetClient(),
+			// Reads go to the API server: the manager's cache refuses
+			// kinds it has no informer for, and Secrets should not be
+			// cached cluster-wide for one object.
+			Reader:            mgr.GetAPIReader(),
+			Namespace:         o.Namespace,
+			SecretName:        o.CertSecret,
+			ServiceName:       o.ServiceName,
+			WebhookConfigName: o.WebhookConfigName,
+			ExtraNames:        o.CertDNSNames,
+			CertDir:           o.CertDir,
+			Logger:            log.WithName("certs-auto"),
+		})
+		if err != nil {
+			return fmt.Errorf("--cert-mode=auto: %w", err)
+		}
+		if err := mgr.Add(rotator); err != nil {
+			return err
+		}
+		readyChecks["certificate-rotation"] = rotator.Ready
+	}
 	for _, obj := range []client.Object{&corev1.Namespace{}, &v1alpha1.SidecarProfile{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("setting up the cache of %T: %w", obj, err)
@@ -124,16 +149,15 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	for name, check := range map[string]healthz.Checker{
-		"certificate": certs.Loaded,
-		"webhook":     srv.StartedChecker(),
-		"cache":       cacheSynced(mgr.GetCache()),
-	} {
+	readyChecks["certificate"] = certs.Loaded
+	readyChecks["webhook"] = srv.StartedChecker()
+	readyChecks["cache"] = cacheSynced(mgr.GetCache())
+	for name, check := range readyChecks {
 		if err := mgr.AddReadyzCheck(name, check); err != nil {
 			return err
 		}
 	}
-	log.Info("starting injector", "version", o.Version, "namespace", o.Namespace, "webhookPort", o.WebhookPort)
+	log.Info("starting injector", "version", o.Version, "namespace", o.Namespace, "webhookPort", o.WebhookPort, "certMode", o.CertMode)
 	return mgr.Start(ctx)
 }
 

@@ -96,6 +96,16 @@ func Start(o Options) (*ControlPlane, error) {
 	}, nil
 }
 
+// KubeConfig returns a kubeconfig for an administrator (system:masters),
+// for processes the test starts (an injector binary, helm).
+func (c *ControlPlane) KubeConfig() ([]byte, error) {
+	u, err := c.env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding an admin user: %w", err)
+	}
+	return u.KubeConfig()
+}
+
 // Stop stops the API server and etcd and removes their files.
 func (c *ControlPlane) Stop() error {
 	return c.env.Stop()

@@ -1,0 +1,178 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/certs"
+)
+
+// TestTwoInjectorsAutoCerts: two injector processes in --cert-mode=auto
+// against one API server end with one CA in the Secret, and the webhook
+// configuration's caBundle verifies the serving certificate each of them
+// serves, over real TLS.
+func TestTwoInjectorsAutoCerts(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "injector")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/athenz-injector/athenz-injector/cmd/injector")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/injector: %v\n%s", err, out)
+	}
+	kubeconfig, err := controlPlane.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfigFile := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfigFile, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	const (
+		secret, service, config = "auto-tls", "auto-webhook", "athenz-auto-test"
+	)
+	ns := newNamespace(t, "athenz-auto", nil)
+	// A webhook configuration of its own, matching nothing, so the other
+	// tests' admission is not affected; only its caBundle matters here.
+	none := admissionregv1.SideEffectClassNone
+	ignore := admissionregv1.Ignore
+	url := "https://127.0.0.1:1/never"
+	wc := &admissionregv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: config},
+		Webhooks: []admissionregv1.MutatingWebhook{{
+			Name:                    "never.athenz.io",
+			ClientConfig:            admissionregv1.WebhookClientConfig{URL: &url},
+			SideEffects:             &none,
+			FailurePolicy:           &ignore,
+			AdmissionReviewVersions: []string{"v1"},
+			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{"athenz.io/never": "match"}},
+		}},
+	}
+	if err := k8s.Create(t.Context(), wc); err != nil {
+		t.Fatalf("creating %s: %v", config, err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), wc) })
+
+	type injector struct {
+		port    int
+		certDir string
+		log     string
+		health  string
+	}
+	var injectors []injector
+	for i := range 2 {
+		webhookAddr, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		healthAddr, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, portStr, _ := net.SplitHostPort(webhookAddr)
+		port, _ := strconv.Atoi(portStr)
+		inj := injector{port: port, certDir: filepath.Join(dir, fmt.Sprintf("certs%d", i)), log: filepath.Join(dir, fmt.Sprintf("injector%d.log", i)), health: healthAddr}
+		logFile, err := os.Create(inj.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin,
+			"--kubeconfig="+kubeconfigFile, "--namespace="+ns,
+			"--webhook-port="+portStr, "--cert-dir="+inj.certDir,
+			"--metrics-bind-address=0", "--health-probe-bind-address="+healthAddr,
+			"--cert-mode=auto", "--cert-secret="+secret, "--service-name="+service,
+			"--webhook-config-name="+config, "--cert-dns-names=127.0.0.1")
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting injector %d: %v", i, err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait()
+			logFile.Close()
+		})
+		injectors = append(injectors, inj)
+	}
+	for i, inj := range injectors {
+		if err := waitHTTP200(t.Context(), "http://"+inj.health+"/readyz", 60*time.Second); err != nil {
+			out, _ := os.ReadFile(inj.log)
+			t.Fatalf("injector %d not ready: %v\n%s", i, err, out)
+		}
+	}
+
+	var s corev1.Secret
+	if err := k8s.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: secret}, &s); err != nil {
+		t.Fatalf("reading Secret %s: %v", secret, err)
+	}
+	if n := countPEM(s.Data[certs.KeyCACert]); n != 1 {
+		t.Errorf("Secret %s holds %d CA certificates, want one CA for both injectors", secret, n)
+	}
+	if err := k8s.Get(t.Context(), client.ObjectKey{Name: config}, wc); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(wc.Webhooks[0].ClientConfig.CABundle) {
+		t.Fatalf("%s has no usable caBundle: %q", config, wc.Webhooks[0].ClientConfig.CABundle)
+	}
+	serverName := service + "." + ns + ".svc"
+	var served [][]byte
+	for i, inj := range injectors {
+		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(inj.port), &tls.Config{RootCAs: pool, ServerName: serverName})
+		if err != nil {
+			t.Errorf("TLS to injector %d as %s with the caBundle: %v", i, serverName, err)
+			continue
+		}
+		served = append(served, conn.ConnectionState().PeerCertificates[0].Raw)
+		conn.Close()
+	}
+	if len(served) == 2 && !bytes.Equal(served[0], served[1]) {
+		t.Errorf("the two injectors serve different certificates; want the one in Secret %s", secret)
+	}
+}
+
+func countPEM(data []byte) int {
+	n := 0
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return n
+		}
+		n++
+	}
+}
+
+func waitHTTP200(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s", resp.Status)
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("GET %s: not 200 within %s: %v", url, timeout, last)
+}
