@@ -79,6 +79,23 @@ type Options struct {
 	// (an injector running outside the cluster behind webhook.url needs
 	// 127.0.0.1 or its host name).
 	CertDNSNames []string
+	// ProviderBindAddress serves the identity provider callback that ZTS
+	// calls to confirm a Pod's attestation (pkg/webhook/provider). Empty:
+	// off.
+	ProviderBindAddress string
+	// ProviderAudience is the audience service account tokens must carry
+	// to be accepted by the callback. Required with ProviderBindAddress.
+	ProviderAudience string
+	// ProviderName, when set, is the only provider service name accepted
+	// in confirmations (e.g. sys.auth.k8s).
+	ProviderName string
+	// ProviderClientCAFile, when set, makes the callback require a client
+	// certificate from ZTS verified against this CA bundle.
+	ProviderClientCAFile string
+	// ProviderCertDir holds the callback's certificate (tls.crt, tls.key).
+	// ZTS checks that its common name is the provider service name, so it
+	// is usually not the webhook's certificate. Default: CertDir.
+	ProviderCertDir string
 	// Version is recorded in each injected Pod's athenz.io/status.
 	// Default: "dev".
 	Version string
@@ -107,6 +124,11 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "auto mode: the Secret in --namespace holding the CA and serving certificate.")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", o.WebhookConfigName, "auto mode: the MutatingWebhookConfiguration whose caBundle is kept.")
 	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "auto mode: the webhook Service the certificate names (<svc>, <svc>.<ns>, <svc>.<ns>.svc...).")
+	fs.StringVar(&o.ProviderBindAddress, "provider-bind-address", o.ProviderBindAddress, "Address of the Athenz identity provider callback (POST /instance, /refresh) that ZTS calls; empty turns it off.")
+	fs.StringVar(&o.ProviderAudience, "provider-audience", o.ProviderAudience, "Audience the service account tokens in attestation data must carry (required with --provider-bind-address).")
+	fs.StringVar(&o.ProviderName, "provider-name", o.ProviderName, "Only accept confirmations for this provider service (e.g. sys.auth.k8s); empty accepts the one each Pod's profile names.")
+	fs.StringVar(&o.ProviderClientCAFile, "provider-client-ca-file", o.ProviderClientCAFile, "Require a client certificate from ZTS verified against this CA bundle.")
+	fs.StringVar(&o.ProviderCertDir, "provider-cert-dir", o.ProviderCertDir, "Directory with the callback's tls.crt and tls.key (common name: the provider service); default --cert-dir.")
 	fs.Func("cert-dns-names", "auto mode: extra comma-separated DNS names or IPs for the certificate (e.g. 127.0.0.1 for an injector outside the cluster).", func(v string) error {
 		o.CertDNSNames = nil
 		for n := range strings.SplitSeq(v, ",") {
@@ -169,6 +191,14 @@ func (o *Options) Validate() error {
 	}
 	if errs := validation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
 		return fmt.Errorf("--namespace: %q is not a namespace name: %s", o.Namespace, errs[0])
+	}
+	if o.ProviderBindAddress != "" {
+		if err := validateBindAddress(o.ProviderBindAddress); err != nil {
+			return fmt.Errorf("--provider-bind-address: %w", err)
+		}
+		if o.ProviderAudience == "" {
+			return errors.New("--provider-audience is required with --provider-bind-address")
+		}
 	}
 	switch o.CertMode {
 	case CertModeExternal, CertModeAuto:

@@ -34,6 +34,25 @@ func TestFlags(t *testing.T) {
 		{name: "bad port", args: []string{"--webhook-port=70000"}, wantErr: "--webhook-port"},
 		{name: "bad metrics address", args: []string{"--metrics-bind-address=8080"}, wantErr: "--metrics-bind-address"},
 		{name: "bad namespace", args: []string{"--namespace=Not_A_Namespace"}, wantErr: "--namespace"},
+		{
+			name: "auto certificates",
+			args: []string{"--cert-mode=auto", "--cert-secret=tls", "--webhook-config-name=wh", "--service-name=svc", "--cert-dns-names=127.0.0.1, injector.local"},
+			check: func(o app.Options) bool {
+				return o.CertMode == app.CertModeAuto && o.CertSecret == "tls" && o.WebhookConfigName == "wh" && o.ServiceName == "svc" &&
+					strings.Join(o.CertDNSNames, ",") == "127.0.0.1,injector.local"
+			},
+		},
+		{name: "bad cert mode", args: []string{"--cert-mode=manual"}, wantErr: "--cert-mode"},
+		{name: "bad cert secret", args: []string{"--cert-secret=Bad_Name"}, wantErr: "--cert-secret"},
+		{
+			name: "provider callback",
+			args: []string{"--provider-bind-address=:8443", "--provider-audience=athenz", "--provider-name=sys.auth.k8s", "--provider-cert-dir=/provider"},
+			check: func(o app.Options) bool {
+				return o.ProviderBindAddress == ":8443" && o.ProviderAudience == "athenz" && o.ProviderName == "sys.auth.k8s" && o.ProviderCertDir == "/provider"
+			},
+		},
+		{name: "provider without audience", args: []string{"--provider-bind-address=:8443"}, wantErr: "--provider-audience"},
+		{name: "bad provider address", args: []string{"--provider-bind-address=8443", "--provider-audience=a"}, wantErr: "--provider-bind-address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -23,6 +24,7 @@ import (
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook"
 	webhookcerts "github.com/athenz-injector/athenz-injector/pkg/webhook/certs"
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/provider"
 )
 
 // NewScheme returns the injector's scheme: the built-in types and
@@ -92,6 +94,8 @@ func Run(ctx context.Context, o Options) error {
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
+			// The provider callback reads Pods; keep only what it checks.
+			ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: provider.TrimPod}},
 			// Admission reads only what is cached: never a live call.
 			ReaderFailOnMissingInformer: true,
 		},
@@ -142,6 +146,14 @@ func Run(ctx context.Context, o Options) error {
 	srv.Register(webhook.PathPods, &ctrlwebhook.Admission{Handler: webhook.NewPodHandler(hooks)})
 	srv.Register(webhook.PathWorkloads, &ctrlwebhook.Admission{Handler: webhook.NewWorkloadHandler(hooks)})
 
+	if o.ProviderBindAddress != "" {
+		check, err := addProvider(ctx, mgr, o, log.WithName("provider"))
+		if err != nil {
+			return err
+		}
+		readyChecks["provider"] = check
+	}
+
 	if err := (&webhook.ProfileReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SidecarProfile reconciler: %w", err)
 	}
@@ -172,4 +184,49 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 		}
 		return nil
 	}
+}
+
+// addProvider serves the identity provider callback on its own listener,
+// with Pods read from the manager's cache (live only on a miss).
+func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, log logr.Logger) (healthz.Checker, error) {
+	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{}); err != nil {
+		return nil, fmt.Errorf("setting up the cache of Pods: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	h, err := provider.NewHandler(provider.Options{
+		Reader:            mgr.GetCache(),
+		LiveReader:        mgr.GetAPIReader(),
+		TokenReviews:      cs.AuthenticationV1().TokenReviews(),
+		Audience:          o.ProviderAudience,
+		InjectorNamespace: o.Namespace,
+		Provider:          o.ProviderName,
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dir := o.ProviderCertDir
+	if dir == "" {
+		dir = o.CertDir
+	}
+	certs := newCertLoader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), log.WithName("certs"))
+	if dir != o.CertDir {
+		if err := mgr.Add(certs); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := provider.NewServer(provider.ServerOptions{
+		Addr: o.ProviderBindAddress, Handler: h, GetCertificate: certs.GetCertificate,
+		ClientCAFile: o.ProviderClientCAFile, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return nil, err
+	}
+	return srv.Started, nil
 }
