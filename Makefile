@@ -40,8 +40,18 @@ test: verify-fmt vet test-assets ## Run all tests (unit, fake ZTS, envtest on a 
 	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" $(GO) test $(TESTFLAGS) ./...
 
 .PHONY: test-assets
-test-assets: ## Build (once, cached outside the repo) kube-apiserver, kube-controller-manager and etcd.
+test-assets: ## Build (once, cached outside the repo) kube-apiserver, kube-controller-manager, etcd and helm.
 	@hack/build-control-plane.sh >/dev/null
+	@hack/build-helm.sh >/dev/null
+
+.PHONY: lint-chart
+lint-chart: ## helm lint the chart (strict).
+	"$$(hack/build-helm.sh)" lint --strict charts/athenz-injector
+
+.PHONY: images
+images: ## Build the container images (needs a container engine; none runs on the CI machine).
+	docker build -f Dockerfile.injector --build-arg VERSION=$(VERSION) -t ghcr.io/athenz-injector/athenz-injector:$(VERSION) .
+	docker build -f Dockerfile.sidecar --build-arg VERSION=$(VERSION) -t ghcr.io/athenz-injector/athenz-sidecar:$(VERSION) .
 
 .PHONY: vet
 vet: ## go vet.

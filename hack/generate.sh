@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates what controller-gen derives from the Go sources: deepcopy
 # functions (api/v1alpha1/zz_generated.deepcopy.go), the CRD
-# (config/crd/bases/) and the injector's ClusterRole (config/rbac/role.yaml,
+# (config/crd/bases/, copied into the chart) and the injector's ClusterRole (config/rbac/role.yaml,
 # from the +kubebuilder:rbac markers in pkg/webhook).
 #
 # Environment:
@@ -14,4 +14,6 @@ controller_gen=$(hack/go-install-tool.sh controller-gen sigs.k8s.io/controller-t
 
 "$controller_gen" object paths=./api/...
 "$controller_gen" crd paths=./api/... output:crd:dir=config/crd/bases
+# The chart ships the same CRD; test/chart fails if the copies drift.
+cp config/crd/bases/*.yaml charts/athenz-injector/crds/
 "$controller_gen" rbac:roleName=athenz-injector paths=./pkg/webhook/... output:rbac:dir=config/rbac
