@@ -11,6 +11,9 @@ make --no-print-directory build-sidecar >/dev/null
 echo "== load harness (test/load/loadgen)" >&2
 go run ./test/load/loadgen -sidecar bin/sidecar -report "$report"
 
+echo "== admission harness (test/load/admission)" >&2
+KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" go run ./test/load/admission -report "$report"
+
 echo "== Go benchmarks" >&2
 out=$(go test -run '^$' -bench . -benchmem -count 1 ./pkg/... 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|pkg)' || true)
 echo "$out"

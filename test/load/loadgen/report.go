@@ -2,15 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"time"
-)
-
-const (
-	beginMarker = "<!-- loadgen:begin -->"
-	endMarker   = "<!-- loadgen:end -->"
 )
 
 func (f figures) markdown() string {
@@ -18,7 +12,6 @@ func (f figures) markdown() string {
 	mb := func(kib int64) string { return fmt.Sprintf("%.1f MB", float64(kib)/1024) }
 	ratio := f.sidecar.perSecond / f.bare.perSecond
 	p99 := float64(f.sidecar.p99) / float64(f.bare.p99)
-	fmt.Fprintf(&b, "%s\n", beginMarker)
 	fmt.Fprintf(&b, "Run of %s on %d CPUs, %s; %d connections, %d rounds of %s per server, alternating; the median round of each is shown.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), f.goVersion, f.opts.concurrency, f.opts.rounds, f.opts.roundTime)
 	fmt.Fprintf(&b, "| server | requests/s | p50 | p99 |\n|---|---|---|---|\n")
@@ -33,28 +26,7 @@ func (f figures) markdown() string {
 	if f.sidecarSize != "" {
 		fmt.Fprintf(&b, "| sidecar binary (stripped, static) | %s | |\n", f.sidecarSize)
 	}
-	fmt.Fprintf(&b, "%s", endMarker)
 	return b.String()
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
-
-// writeSection replaces the loadgen section of the report, or appends it.
-func writeSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	s := string(old)
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if i >= 0 && j > i {
-		s = s[:i] + section + s[j+len(endMarker):]
-	} else {
-		s += "\n" + section + "\n"
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}

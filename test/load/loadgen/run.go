@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
+	"github.com/athenz-injector/athenz-injector/test/load/report"
 )
 
 type options struct {
@@ -137,7 +138,7 @@ func run(opts options) error {
 	md := f.markdown()
 	fmt.Println(md)
 	if opts.report != "" {
-		return writeSection(opts.report, md)
+		return report.WriteSection(opts.report, "loadgen", md)
 	}
 	return nil
 }
