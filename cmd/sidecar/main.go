@@ -48,7 +48,7 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, serve fu
 		return 2
 	}
 	level, _ := zapcore.ParseLevel(cfg.LogLevel) // validated by ConfigFromEnv
-	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(stderr), level))
+	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(stderr)), level))
 	defer zl.Sync()
 	log := zapr.NewLogger(zl)
 	if err := serve(ctx, cfg, log); err != nil {

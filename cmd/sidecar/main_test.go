@@ -40,6 +40,8 @@ func TestRun(t *testing.T) {
 		{name: "explicit serve mode", args: []string{"--mode=serve"}, env: keyFile, wantCode: 0, wantServe: true},
 		{name: "dev", args: []string{"--dev"}, wantCode: 0, wantServe: true, wantDev: true},
 		{name: "dev with debug logs", args: []string{"-dev"}, env: []string{"ATHENZ_LOG_LEVEL=debug"}, wantCode: 0, wantServe: true, wantDev: true},
+		{name: "error logs only, quiet", env: append([]string{"ATHENZ_LOG_LEVEL=ERROR"}, keyFile...), wantCode: 0, wantServe: true},
+		{name: "warn logs, quiet", env: append([]string{"ATHENZ_LOG_LEVEL=warn"}, keyFile...), wantCode: 0, wantServe: true},
 		{name: "serve fails", env: keyFile, serveErr: errors.New("listener broke"), wantCode: 1, wantServe: true, wantOut: "listener broke"},
 		{name: "unknown flag", args: []string{"--port=1"}, env: keyFile, wantCode: 2, wantOut: "flag provided but not defined: -port"},
 		{name: "bad mode", args: []string{"--mode=once"}, env: keyFile, wantCode: 2, wantOut: `--mode="once"`},
@@ -56,6 +58,7 @@ func TestRun(t *testing.T) {
 			serve := func(_ context.Context, cfg sidecar.Config, log logr.Logger) error {
 				served, got = true, cfg
 				log.V(1).Info("debug line")
+				log.Info("info line")
 				return tt.serveErr
 			}
 			code := run(t.Context(), tt.args, tt.env, &out, serve)
@@ -73,6 +76,9 @@ func TestRun(t *testing.T) {
 			}
 			if strings.Contains(tt.name, "debug") != strings.Contains(out.String(), "debug line") {
 				t.Errorf("debug line logged: %v, want only with ATHENZ_LOG_LEVEL=debug", strings.Contains(out.String(), "debug line"))
+			}
+			if wantInfo := served && !strings.Contains(tt.name, "quiet"); wantInfo != strings.Contains(out.String(), `"msg":"info line"`) {
+				t.Errorf("info line logged as JSON: %v, want %v (ATHENZ_LOG_LEVEL sets zap's level)", !wantInfo, wantInfo)
 			}
 		})
 	}

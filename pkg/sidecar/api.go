@@ -53,6 +53,8 @@ const (
 )
 
 func (h *handler) roleToken(w http.ResponseWriter, r *http.Request) error {
+	outcome := outcomeRejected
+	defer func() { h.metrics.countToken(tokenRoleToken, outcome) }()
 	var req roleTokenRequest
 	switch r.Method {
 	case http.MethodPost:
@@ -86,7 +88,7 @@ func (h *handler) roleToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tok, err := h.cache.Get(r.Context(), key)
+	tok, outcome, err := h.cache.GetOutcome(r.Context(), key)
 	if err != nil {
 		return err
 	}
@@ -102,6 +104,8 @@ func (h *handler) roleToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) accessToken(w http.ResponseWriter, r *http.Request) error {
+	outcome := outcomeRejected
+	defer func() { h.metrics.countToken(tokenAccessToken, outcome) }()
 	var req accessTokenRequest
 	switch r.Method {
 	case http.MethodPost:
@@ -128,7 +132,7 @@ func (h *handler) accessToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tok, err := h.cache.Get(r.Context(), key)
+	tok, outcome, err := h.cache.GetOutcome(r.Context(), key)
 	if err != nil {
 		return err
 	}
@@ -155,12 +159,15 @@ func (h *handler) accessToken(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) ntoken(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
+		h.metrics.countToken(tokenNToken, outcomeRejected)
 		return methodNotAllowed(r.Method, "GET")
 	}
 	tok, err := h.ntokenValue()
 	if err != nil {
+		h.metrics.countToken(tokenNToken, tokens.OutcomeError)
 		return err
 	}
+	h.metrics.countToken(tokenNToken, tokens.OutcomeHit)
 	sc := h.getScratch()
 	defer h.putScratch(sc)
 	out := append(sc.buf.AvailableBuffer(), `{"token":`...)

@@ -363,45 +363,6 @@ func TestRefreshAheadNoWait(t *testing.T) {
 	}
 }
 
-// TestZTSOutage: when ZTS fails, misses get 502 or 504 and cached tokens are
-// still served.
-func TestZTSOutage(t *testing.T) {
-	tests := []struct {
-		name       string
-		fail       func(zts *ztsfake.Server)
-		wantStatus int
-		wantMsg    string
-	}{
-		{"ZTS answers 500", func(z *ztsfake.Server) { z.FailNext(ztsfake.EndpointRoleToken, 500, 100) }, 502, "zts answered 500"},
-		{"ZTS answers 503", func(z *ztsfake.Server) {
-			z.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Status: 503, Message: "maintenance"})
-		}, 502, "zts answered 503: maintenance"},
-		{"ZTS hangs", func(z *ztsfake.Server) { z.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Hang: true}) }, 504, "timed out"},
-		{"ZTS down", func(z *ztsfake.Server) { z.Close() }, 502, "zts unavailable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			zts := newZTS(t)
-			f := startSidecar(t, zts, []string{"ATHENZ_ZTS_TIMEOUT=1s"}, nil)
-			if r := do(t, nil, "GET", f.api+"/roletoken?domain=prov&role=reader", "", "", nil); r.status != 200 {
-				t.Fatalf("warming the cache: %d %s", r.status, r.body)
-			}
-			tt.fail(zts)
-			r := do(t, nil, "GET", f.api+"/roletoken?domain=prov&role=writer", "", "", nil)
-			if r.status != tt.wantStatus {
-				t.Fatalf("miss during outage = %d %s, want %d", r.status, r.body, tt.wantStatus)
-			}
-			if msg := r.errorMessage(t); !strings.Contains(msg, tt.wantMsg) {
-				t.Errorf("message %q, want it to contain %q", msg, tt.wantMsg)
-			}
-			if r := do(t, nil, "GET", f.api+"/roletoken?domain=prov&role=reader", "", "", nil); r.status != 200 {
-				t.Errorf("cached token during outage = %d %s, want 200", r.status, r.body)
-			}
-		})
-	}
-}
-
 // TestRequestCanceledWhileWaiting: a client that gives up while its miss
 // waits on ZTS does not break the fetch for others.
 func TestRequestCanceledWhileWaiting(t *testing.T) {

@@ -2,11 +2,14 @@ package sidecar
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 )
 
 // FuzzTokenRequest: whatever a client sends to the token endpoints, the
@@ -123,6 +126,86 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 		if got != s {
 			t.Errorf("appendJSONString(%q) decodes to %q", s, got)
+		}
+	})
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// FuzzProxyHeaders: whatever control headers a proxied request carries,
+// the answer is the upstream's (reached once, with exactly one Athenz
+// credential header of the right kind and none of the control headers) or
+// a 4xx {"code","message"} with the upstream not reached; never a 5xx.
+func FuzzProxyHeaders(f *testing.F) {
+	for _, s := range []struct {
+		domain, role, principal string
+		has                     uint8 // bit 0: Athenz-Domain, 1: Athenz-Role, 2: Athenz-Proxy-Principal
+	}{
+		{"", "", "", 0},
+		{"prov", "reader", "", 3},
+		{"prov", "reader,writer", "user.jane", 7},
+		{"prov", "", "", 1},
+		{"", "reader", "", 2},
+		{"pr ov", "a;b", "x\ny", 7},
+		{"prov", " reader , writer ", "", 3},
+		{"prov", "", "", 5},
+	} {
+		f.Add(s.domain, s.role, s.principal, s.has)
+	}
+	h := stubHandler(f)
+	var upstream *http.Request
+	h.reverse.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		upstream = r
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	api := apiHandler{h}
+	f.Fuzz(func(t *testing.T, domain, role, principal string, has uint8) {
+		upstream = nil
+		req := httptest.NewRequest(http.MethodGet, "http://upstream.example/x", nil)
+		for i, hv := range []struct{ name, value string }{{headerDomain, domain}, {headerRole, role}, {headerProxyPrincipal, principal}} {
+			if has&(1<<i) != 0 {
+				req.Header[hv.name] = []string{hv.value}
+			}
+		}
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, req)
+		what := fmt.Sprintf("proxy with %q", req.Header)
+		switch {
+		case w.Code == http.StatusOK:
+			if upstream == nil {
+				t.Fatalf("%s: 200 without reaching the upstream", what)
+			}
+			for _, c := range []string{headerDomain, headerRole, headerProxyPrincipal} {
+				if _, ok := upstream.Header[c]; ok {
+					t.Errorf("%s: upstream saw control header %s", what, c)
+				}
+			}
+			n, r := upstream.Header.Get(headerPrincipalAuth), upstream.Header.Get(headerRoleAuth)
+			if has&1 == 0 {
+				if n == "" || r != "" {
+					t.Errorf("%s: upstream saw %s=%q %s=%q, want an N-token only", what, headerPrincipalAuth, n, headerRoleAuth, r)
+				}
+			} else {
+				// The role token is for the request's domain as the cache
+				// key has it (names are case-insensitive: lower case).
+				key, err := tokens.RoleTokenKey(req.Header.Get(headerDomain), req.Header.Get(headerRole), req.Header.Get(headerProxyPrincipal), 0, 0)
+				if err != nil {
+					t.Fatalf("%s: 200, yet RoleTokenKey refuses the headers: %v", what, err)
+				}
+				if r == "" || n != "" || !strings.HasPrefix(r, "v=Z1;d="+key.Domain+";") {
+					t.Errorf("%s: upstream saw %s=%q %s=%q, want a role token for %q only", what, headerPrincipalAuth, n, headerRoleAuth, r, key.Domain)
+				}
+			}
+		case w.Code >= 400 && w.Code < 500:
+			if upstream != nil {
+				t.Errorf("%s: %d, yet the upstream was reached", what, w.Code)
+			}
+			checkAnswer(t, w, what)
+		default:
+			t.Errorf("%s: status %d %s, want 200 or 4xx", what, w.Code, w.Body)
 		}
 	})
 }

@@ -22,6 +22,7 @@ type handler struct {
 	hosts    hostMatcher
 	reverse  *httputil.ReverseProxy
 	ready    *readiness
+	metrics  *metrics
 
 	scratch sync.Pool // of *scratch
 
@@ -29,9 +30,9 @@ type handler struct {
 	hdrJSON, hdrNoStore []string
 }
 
-func newHandler(log logr.Logger, cache *tokens.Cache, id Identity, clock tokens.Clock, hosts hostMatcher, ready *readiness) *handler {
+func newHandler(log logr.Logger, cache *tokens.Cache, id Identity, clock tokens.Clock, hosts hostMatcher, ready *readiness, m *metrics) *handler {
 	return &handler{
-		log: log, cache: cache, identity: id, clock: clock, hosts: hosts, ready: ready,
+		log: log, cache: cache, identity: id, clock: clock, hosts: hosts, ready: ready, metrics: m,
 		reverse:    newReverseProxy(log),
 		scratch:    sync.Pool{New: func() any { return &scratch{buf: *bytes.NewBuffer(make([]byte, 0, 1024))} }},
 		hdrJSON:    []string{"application/json"},
@@ -69,6 +70,7 @@ func (a apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case r.Method == http.MethodConnect:
+		h.metrics.countToken(tokenProxy, outcomeRejected)
 		err = errConnect()
 	case r.URL.IsAbs():
 		err = h.proxy(w, r, proxyAuto)
@@ -107,6 +109,7 @@ func (p proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case r.Method == http.MethodConnect:
+		p.h.metrics.countToken(tokenProxy, outcomeRejected)
 		err = errConnect()
 	case r.URL.IsAbs():
 		err = p.h.proxy(w, r, p.kind)
@@ -120,8 +123,8 @@ func (p proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// healthHandler serves the health listener: /healthz and /readyz only; it
-// hands out no credentials.
+// healthHandler serves the health listener: /healthz, /readyz and
+// /metrics only; it hands out no credentials.
 type healthHandler struct{ h *handler }
 
 func (hh healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -131,8 +134,10 @@ func (hh healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = hh.h.healthz(w, r)
 	case "/readyz":
 		err = hh.h.readyz(w, r)
+	case "/metrics":
+		err = hh.h.serveMetrics(w, r)
 	default:
-		err = httpErrorf(http.StatusNotFound, "no endpoint %s; the health listener has GET /healthz and GET /readyz", truncate(r.URL.Path))
+		err = httpErrorf(http.StatusNotFound, "no endpoint %s; the health listener has GET /healthz, GET /readyz and GET /metrics", truncate(r.URL.Path))
 	}
 	if err != nil {
 		writeError(w, r, hh.h.log, err)

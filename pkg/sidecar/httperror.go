@@ -2,6 +2,8 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +76,11 @@ func toHTTPError(err error) *HTTPError {
 	case errors.Is(err, tokens.ErrZTSTimeout):
 		return &HTTPError{Code: http.StatusGatewayTimeout, Msg: err.Error(), Err: err}
 	case errors.Is(err, tokens.ErrZTSUnavailable):
-		return &HTTPError{Code: http.StatusBadGateway, Msg: err.Error(), Err: err}
+		msg := err.Error()
+		if untrustedZTS(err) {
+			msg += "; TLS: ZTS's certificate is not trusted: ATHENZ_ZTS_CA_FILE must hold the CA that signed it, for the host of ATHENZ_ZTS_URL"
+		}
+		return &HTTPError{Code: http.StatusBadGateway, Msg: msg, Err: err}
 	case errors.Is(err, tokens.ErrCacheClosed):
 		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "sidecar is shutting down"}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -86,6 +92,18 @@ func toHTTPError(err error) *HTTPError {
 	return &HTTPError{Code: http.StatusInternalServerError, Msg: "internal error", Err: err}
 }
 
+// untrustedZTS reports whether err is a failure to verify ZTS's server
+// certificate: most likely the wrong ATHENZ_ZTS_CA_FILE.
+func untrustedZTS(err error) bool {
+	var (
+		verify    *tls.CertificateVerificationError
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
 // writeError answers err as {"code","message"} and logs it: a 5xx with a
 // cause (our fault, ZTS or an upstream failing) as an error, everything
 // else (client mistakes, not-ready answers) at V(1).
@@ -93,7 +111,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log logr.Logger, err err
 	he := toHTTPError(err)
 	switch {
 	case he.Code >= 500 && he.Err != nil:
-		log.Error(err, "request failed", "method", r.Method, "path", logPath(r), "code", he.Code)
+		log.Error(he.Err, "request failed", "method", r.Method, "path", logPath(r), "code", he.Code)
 	case log.V(1).Enabled():
 		log.V(1).Info("request refused", "method", r.Method, "path", logPath(r), "code", he.Code, "reason", he.Msg)
 	}

@@ -50,6 +50,9 @@ type IdentityOptions struct {
 	RootCAs *x509.CertPool
 	// KeyPEM overrides Config.KeyFile (dev mode passes a generated key).
 	KeyPEM []byte
+	// WrapTransport wraps the transport of the identity's own calls to
+	// ZTS (the sidecar counts and times them). Default: none.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // NewIdentity builds the identity of cfg.EffectiveIdentityMode(). It reads
@@ -100,6 +103,7 @@ func identityOptions(cfg Config, opts IdentityOptions) identity.Options {
 		PodNamespace:    cfg.Pod.Namespace,
 		Clock:           opts.Clock,
 		Logger:          opts.Logger,
+		WrapTransport:   opts.WrapTransport,
 	}
 	if opts.RootCAs == nil {
 		o.ZTSCAFile = cfg.ZTSCAFile

@@ -91,6 +91,8 @@ func unwrapURLError(err error) error {
 // absent, an N-token in Athenz-Principal-Auth; present, a role token for
 // Athenz-Domain, Athenz-Role and Athenz-Proxy-Principal in Athenz-Role-Auth.
 func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) error {
+	outcome := outcomeRejected
+	defer func() { h.metrics.countToken(tokenProxy, outcome) }()
 	if r.URL.Scheme != "http" && r.URL.Scheme != "https" {
 		return httpErrorf(http.StatusBadRequest, "proxy: scheme %q not supported; want http or https", r.URL.Scheme)
 	}
@@ -120,8 +122,10 @@ func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) 
 		}
 		tok, err := h.ntokenValue()
 		if err != nil {
+			outcome = tokens.OutcomeError
 			return err
 		}
+		outcome = tokens.OutcomeHit
 		auth = proxyAuth{header: headerPrincipalAuth, value: tok}
 	case proxyRoleToken:
 		if !hasDomain {
@@ -131,7 +135,8 @@ func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) 
 		if err != nil {
 			return headerFieldError(err)
 		}
-		tok, err := h.cache.Get(r.Context(), key)
+		var tok tokens.Token
+		tok, outcome, err = h.cache.GetOutcome(r.Context(), key)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ type Server struct {
 	log       logr.Logger
 	cfg       Config
 	handler   *handler
+	metrics   *metrics
 	cache     *tokens.Cache
 	identity  Identity
 	listeners []*listener
@@ -91,6 +93,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		}
 	}()
 
+	s.metrics = newMetrics(cfg.Clock)
 	idOpts := IdentityOptions{Logger: log.WithName("identity"), Clock: cfg.Clock}
 	if cfg.Dev {
 		d, err := startDev(&cfg, log)
@@ -100,18 +103,25 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		s.closeDev = d.close
 		idOpts.RootCAs, idOpts.KeyPEM = d.zts.CAPool(), d.keyPEM
 	}
+	ztsURL, err := url.Parse(cfg.ZTSURL)
+	if err != nil {
+		return nil, fmt.Errorf("ATHENZ_ZTS_URL: %w", err)
+	}
+	observe := s.metrics.zts.observeTransport(ztsURL.Path)
+	idOpts.WrapTransport = observe
 	id, err := NewIdentity(cfg, idOpts)
 	if err != nil {
 		return nil, err
 	}
 	s.identity = id
 	client, err := tokens.NewClient(tokens.ClientOptions{
-		URL: cfg.ZTSURL, Transport: s.identity.Transport(), Timeout: cfg.ZTSTimeout, Clock: cfg.Clock,
+		URL: cfg.ZTSURL, Transport: observe(s.identity.Transport()), Timeout: cfg.ZTSTimeout, Clock: cfg.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ATHENZ_ZTS_URL: %w", err)
 	}
 	s.cache = tokens.NewCache(client.Fetch, tokens.CacheOptions{Clock: cfg.Clock})
+	s.metrics.cacheLen, s.metrics.refreshes, s.metrics.identity = s.cache.Len, s.cache.Refreshes, id.Status
 	hosts, err := newHostMatcher(cfg.ProxyAllowedHosts)
 	if err != nil {
 		return nil, err
@@ -121,7 +131,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		return nil, err
 	}
 	ready := newReadiness(s.identity, items)
-	s.handler = newHandler(log, s.cache, s.identity, cfg.Clock, hosts, ready)
+	s.handler = newHandler(log, s.cache, s.identity, cfg.Clock, hosts, ready, s.metrics)
 	if err := s.listen(); err != nil {
 		return nil, err
 	}

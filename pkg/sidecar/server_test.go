@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -181,6 +182,51 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if err := srv.Wait(); err != nil {
 		t.Errorf("Wait = %v, want nil after a clean shutdown", err)
+	}
+}
+
+// TestShutdownBound: a request still in flight when ShutdownTimeout runs
+// out is cut, and the sidecar stops anyway, with no error.
+func TestShutdownBound(t *testing.T) {
+	zts := newZTS(t)
+	started := make(chan struct{})
+	upstream := echoServerFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done() // never answers
+	})
+	env, _ := keyFileEnv(t, zts)
+	cfg, err := ConfigFromEnv(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	srv, err := Start(ctx, cfg, testr.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := proxyClient(t, srv.Addrs().API, "")
+	errc := make(chan error, 1)
+	go func() {
+		res, err := client.Get(upstream + "/forever")
+		if err == nil {
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	<-started
+	start := time.Now()
+	cancel()
+	if err := srv.Wait(); err != nil {
+		t.Errorf("Wait = %v, want nil after the shutdown timeout", err)
+	}
+	if d := time.Since(start); d < cfg.ShutdownTimeout || d > cfg.ShutdownTimeout+2*time.Second {
+		t.Errorf("stopped %v after the context ended, want about ShutdownTimeout (%v)", d, cfg.ShutdownTimeout)
+	}
+	if err := <-errc; err == nil {
+		t.Errorf("the request cut at shutdown succeeded, want an error")
 	}
 }
 

@@ -39,7 +39,7 @@ func stubHandler(tb testing.TB) *handler {
 	}, tokens.CacheOptions{})
 	tb.Cleanup(cache.Close)
 	id := stubIdentity{}
-	return newHandler(logr.Discard(), cache, id, tokens.RealClock{}, hostMatcher{}, newReadiness(id, nil))
+	return newHandler(logr.Discard(), cache, id, tokens.RealClock{}, hostMatcher{}, newReadiness(id, nil), newMetrics(tokens.RealClock{}))
 }
 
 // sigFiller makes stub role tokens as long as real ones (an ECDSA

@@ -144,7 +144,7 @@ func (c *Client) convertError(ctx context.Context, what string, err error) error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return fmt.Errorf("%s: %w: %v", what, ErrZTSUnavailable, err)
+	return fmt.Errorf("%s: %w: %w", what, ErrZTSUnavailable, err)
 }
 
 func truncateMessage(s string) string {

@@ -2,6 +2,7 @@ package tokens_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"strings"
@@ -128,5 +129,22 @@ func TestCacheOverRealClient(t *testing.T) {
 	}
 	if n := zts.CallsFor(ztsfake.EndpointRoleToken, "sports:reader"); n != 1 {
 		t.Errorf("ZTS role token calls for 200 concurrent misses = %d, want 1", n)
+	}
+}
+
+// TestClientKeepsTransportCause: a transport failure is ErrZTSUnavailable
+// and keeps its cause for errors.As, so the sidecar can tell a TLS failure
+// (ZTS's certificate not trusted) from others.
+func TestClientKeepsTransportCause(t *testing.T) {
+	zts := ztsfake.NewTest(t, ztsfake.Options{})
+	c, err := tokens.NewClient(tokens.ClientOptions{URL: zts.URL(), Transport: &http.Transport{}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := tokens.RoleTokenKey("sports", "reader", "", 0, 0)
+	_, err = c.Fetch(t.Context(), key)
+	var verr *tls.CertificateVerificationError
+	if !errors.Is(err, tokens.ErrZTSUnavailable) || !errors.As(err, &verr) {
+		t.Errorf("Fetch from a ZTS whose CA is not trusted = %v, want ErrZTSUnavailable wrapping *tls.CertificateVerificationError", err)
 	}
 }

@@ -57,12 +57,13 @@ type Manager struct {
 	startKey *credential
 
 	// mu guards the status fields below, read by Ready and Status.
-	mu       sync.Mutex
-	running  bool
-	renewals int
-	failures int
-	lastErr  error
-	roles    []*roleCert
+	mu            sync.Mutex
+	running       bool
+	renewals      int
+	failures      int // consecutive
+	failuresTotal int
+	lastErr       error
+	roles         []*roleCert
 }
 
 // New validates opts (see Options.Validate) and returns a Manager. In
@@ -109,6 +110,9 @@ func New(opts Options) (*Manager, error) {
 		m.signer, m.serviceKey, m.serviceKeyPEM = signer, key, keyPEM
 		m.api = ntokenTransport{base: m.transport, src: signer}
 		m.own = ntokenTransport{base: own, src: signer}
+	}
+	if opts.WrapTransport != nil {
+		m.own = opts.WrapTransport(m.own)
 	}
 
 	removeStaleTemps(opts.IdentityDir)
@@ -192,6 +196,8 @@ type Status struct {
 	// one's error, nil after a success.
 	Failures  int
 	LastError error
+	// FailuresTotal counts failed attempts since start.
+	FailuresTotal int
 	// RoleCerts is the state of each role certificate.
 	RoleCerts []RoleCertStatus
 }
@@ -211,7 +217,7 @@ func (m *Manager) Status() Status {
 	c := m.cur.Load()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Status{Mode: m.opts.Mode, Renewals: m.renewals, Failures: m.failures, LastError: m.lastErr}
+	s := Status{Mode: m.opts.Mode, Renewals: m.renewals, Failures: m.failures, LastError: m.lastErr, FailuresTotal: m.failuresTotal}
 	if c != nil {
 		s.Serial = c.leaf().SerialNumber.Text(16)
 		s.NotBefore, s.NotAfter = c.leaf().NotBefore, c.leaf().NotAfter
@@ -343,6 +349,7 @@ func (m *Manager) renewIdentity(ctx context.Context) {
 		}
 		m.mu.Lock()
 		m.failures++
+		m.failuresTotal++
 		m.lastErr = err
 		attempt := m.failures
 		m.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -222,6 +223,11 @@ type Options struct {
 	// Logger receives one line per renewal and per failed attempt. Default:
 	// discard.
 	Logger logr.Logger
+	// WrapTransport, when set, wraps the transport of the Manager's own
+	// calls to ZTS (register, refresh, role certificates), e.g. to count
+	// and time them. Transport() is not wrapped: its user can do that.
+	// Default: none.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // withDefaults returns o with every default filled in.

@@ -105,7 +105,7 @@ func convertError(ctx context.Context, err error) error {
 	if errors.As(err, &ue) {
 		err = fmt.Errorf("%s %s: %w", ue.Op, ue.URL, ue.Err)
 	}
-	return fmt.Errorf("%w: %v", tokens.ErrZTSUnavailable, err)
+	return fmt.Errorf("%w: %w", tokens.ErrZTSUnavailable, err)
 }
 
 // permanent reports whether err is an answer from ZTS that trying again
