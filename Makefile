@@ -19,7 +19,7 @@ help: ## Show this help.
 ##@ Run
 
 .PHONY: demo
-demo: ## Run the product locally on an embedded default and curl the sidecar.
+demo: ## Run the whole product locally (control plane, Helm, injector, fake ZTS), annotate a Deployment and curl its injected sidecar.
 	hack/demo.sh
 
 ##@ Development
@@ -38,6 +38,10 @@ build-injector: ## Build bin/injector.
 .PHONY: test
 test: verify-fmt vet test-assets ## Run all tests (unit, fake ZTS, envtest on a self-built control plane).
 	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" $(GO) test $(TESTFLAGS) ./...
+
+.PHONY: test-e2e
+test-e2e: test-assets ## Run only the end-to-end test, verbosely.
+	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" $(GO) test -count=1 -v ./test/e2e
 
 .PHONY: test-assets
 test-assets: ## Build (once, cached outside the repo) kube-apiserver, kube-controller-manager, etcd and helm.

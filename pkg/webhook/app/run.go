@@ -147,7 +147,7 @@ func Run(ctx context.Context, o Options) error {
 	srv.Register(webhook.PathWorkloads, &ctrlwebhook.Admission{Handler: webhook.NewWorkloadHandler(hooks)})
 
 	if o.ProviderBindAddress != "" {
-		check, err := addProvider(ctx, mgr, o, log.WithName("provider"))
+		check, err := addProvider(ctx, mgr, o, certs, log.WithName("provider"))
 		if err != nil {
 			return err
 		}
@@ -188,7 +188,8 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 
 // addProvider serves the identity provider callback on its own listener,
 // with Pods read from the manager's cache (live only on a miss).
-func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, log logr.Logger) (healthz.Checker, error) {
+// It serves webhookCerts unless --provider-cert-dir names another directory.
+func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, webhookCerts *certLoader, log logr.Logger) (healthz.Checker, error) {
 	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{}); err != nil {
 		return nil, fmt.Errorf("setting up the cache of Pods: %w", err)
 	}
@@ -208,12 +209,9 @@ func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, log logr.Logg
 	if err != nil {
 		return nil, err
 	}
-	dir := o.ProviderCertDir
-	if dir == "" {
-		dir = o.CertDir
-	}
-	certs := newCertLoader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), log.WithName("certs"))
-	if dir != o.CertDir {
+	certs := webhookCerts
+	if o.ProviderCertDir != "" && o.ProviderCertDir != o.CertDir {
+		certs = newCertLoader(filepath.Join(o.ProviderCertDir, "tls.crt"), filepath.Join(o.ProviderCertDir, "tls.key"), log.WithName("certs"))
 		if err := mgr.Add(certs); err != nil {
 			return nil, err
 		}
