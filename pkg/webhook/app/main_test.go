@@ -34,6 +34,8 @@ var (
 	k8s          client.Client        // uncached admin client
 	registry     *prometheus.Registry // the injector's metrics
 	readyzURL    string
+	// providerAddr is where the suite's injector serves the provider callback.
+	providerAddr string
 )
 
 func TestMain(m *testing.M) {
@@ -69,6 +71,10 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	readyzURL = "http://" + healthAddr + "/readyz"
+	if providerAddr, err = freeAddr(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
 	registry = prometheus.NewRegistry()
 	done := make(chan error, 1)
 	go func() {
@@ -84,6 +90,10 @@ func runSuite(m *testing.M) int {
 			Config:                 cp.Config,
 			Logger:                 log,
 			Registry:               registry,
+			// The callback with no --provider-cert-dir serves the
+			// webhook's certificate (TestProviderServesWebhookCertificate).
+			ProviderBindAddress: providerAddr,
+			ProviderAudience:    "athenz",
 		})
 	}()
 	if err := waitReady(ctx, done); err != nil {
