@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
 )
 
 // TestDockerfiles checks what can be checked without a container engine:
@@ -15,7 +17,7 @@ import (
 // non-root on distroless.
 func TestDockerfiles(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
+	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

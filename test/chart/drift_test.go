@@ -11,6 +11,8 @@ import (
 
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
 )
 
 // The chart repeats what config/ holds (generated CRDs, the webhook
@@ -21,7 +23,7 @@ import (
 // CRDs of config/crd/bases.
 func TestCRDsMatchConfig(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
+	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func baseNames(paths []string) []string {
 // webhooks of config/webhook/manifests.yaml exactly.
 func TestWebhooksMatchConfig(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
+	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestWebhooksMatchConfig(t *testing.T) {
 // granted by the chart with everything turned on.
 func TestRBACCoversConfig(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
+	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

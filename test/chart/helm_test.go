@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
 )
 
 // chartPath is the chart under test, relative to the repository root.
@@ -26,7 +28,7 @@ const chartPath = "charts/athenz-injector"
 // helmBinary builds Helm once per test binary with hack/build-helm.sh
 // (a no-op when it is cached) and returns its path.
 var helmBinary = sync.OnceValues(func() (string, error) {
-	root, err := repoRoot()
+	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -45,25 +47,6 @@ var helmBinary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
-
-// repoRoot is the directory of go.mod, found from the working directory
-// (the package directory under go test).
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // helm runs the Helm binary with its home, cache, config and data
 // directories in a temporary directory, so that a test never reads or
@@ -85,7 +68,7 @@ func newHelm(t *testing.T) *helm {
 	if err != nil {
 		t.Fatalf("building helm: %v", err)
 	}
-	root, err := repoRoot()
+	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

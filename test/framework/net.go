@@ -1,13 +1,10 @@
 package framework
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -33,26 +30,6 @@ func FreePort() (int, error) {
 	var p int
 	_, err = fmt.Sscanf(port, "%d", &p)
 	return p, err
-}
-
-// RepoRoot is the directory of the module's go.mod, found from the working
-// directory upwards (a package directory under go test, the repository
-// under go run).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run from the repository")
-		}
-		dir = parent
-	}
 }
 
 // readSome reads and closes a response body, returning at most 512 bytes

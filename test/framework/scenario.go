@@ -19,6 +19,8 @@ import (
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
+
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
 )
 
 // The names of the scenario: DESIGN.md's user's day, in namespace sports.
@@ -66,7 +68,7 @@ type ScenarioOptions struct {
 	// Dir receives every file of the run (logs, kubeconfigs, volumes).
 	// Default: a new temporary directory, removed by Close.
 	Dir string
-	// Root is the repository. Default: RepoRoot().
+	// Root is the repository. Default: webhooktest.RepoRoot().
 	Root string
 	// Assets is the control plane's directory. Default: $KUBEBUILDER_ASSETS.
 	Assets string
@@ -126,7 +128,7 @@ type Scenario struct {
 func NewScenario(o ScenarioOptions) (*Scenario, error) {
 	s := &Scenario{opts: o, Root: o.Root, Dir: o.Dir}
 	if s.Root == "" {
-		root, err := RepoRoot()
+		root, err := webhooktest.RepoRoot()
 		if err != nil {
 			return nil, err
 		}

@@ -27,6 +27,8 @@ import (
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook/provider"
+
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
 )
 
 // assetsEnv names the directory with kube-apiserver and etcd.
@@ -63,7 +65,7 @@ func run(m *testing.M) (int, error) {
 			return 0, fmt.Errorf("%s=%s has no %s (%v): build it with hack/build-control-plane.sh", assetsEnv, assets, bin, err)
 		}
 	}
-	root, err := repoRoot()
+	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		return 0, err
 	}
@@ -131,24 +133,6 @@ func run(m *testing.M) (int, error) {
 	cancel()
 	<-cacheDone
 	return code, nil
-}
-
-// repoRoot is the directory of go.mod above the package directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func parseKey(keyPEM []byte) (crypto.Signer, error) {
