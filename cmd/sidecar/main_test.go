@@ -87,9 +87,6 @@ func TestRun(t *testing.T) {
 // TestDependencies: the sidecar links no Kubernetes package and not the
 // Athenz zmssvctoken package (heavy; tests only).
 func TestDependencies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
 	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
@@ -107,9 +104,6 @@ func TestDependencies(t *testing.T) {
 // TestBinaryDevModeSIGTERM builds the sidecar, runs it with --dev on free
 // loopback ports, asks it for a token, and stops it with SIGTERM: it exits 0.
 func TestBinaryDevModeSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	bin := filepath.Join(t.TempDir(), "sidecar")
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
