@@ -3,13 +3,9 @@ package sidecar
 import (
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,84 +17,7 @@ import (
 // answers errors, hangs, or cannot be trusted, and when the identity
 // cannot be renewed. Tests run on a fake clock, so token lifetimes of hours
 // pass in milliseconds; each counts what reached ZTS (the fake's counters,
-// the gate's connections, the sidecar's own metrics) and bounds it.
-
-// gate is a TCP front for the fake ZTS. While open it forwards connections;
-// while shut it resets every new connection (RST, as a host whose ZTS is
-// down or firewalled) and has cut the ones that were open.
-type gate struct {
-	ln              net.Listener
-	shut            atomic.Bool
-	accepted, reset atomic.Int64
-
-	mu    sync.Mutex // guards conns
-	conns []net.Conn
-}
-
-func newGate(t *testing.T, zts *ztsfake.Server) *gate {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := strings.TrimSuffix(strings.TrimPrefix(zts.URL(), "https://"), "/zts/v1")
-	g := &gate{ln: ln}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			g.accepted.Add(1)
-			if g.shut.Load() {
-				g.reset.Add(1)
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			g.mu.Lock()
-			g.conns = append(g.conns, c, up)
-			g.mu.Unlock()
-			wg.Go(func() { io.Copy(up, c); up.Close() })
-			wg.Go(func() { io.Copy(c, up); c.Close() })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		g.closeConns()
-		wg.Wait()
-	})
-	return g
-}
-
-// url is the ZTS base URL through the gate.
-func (g *gate) url() string { return "https://" + g.ln.Addr().String() + "/zts/v1" }
-
-// setShut shuts or opens the gate; shutting cuts the open connections.
-func (g *gate) setShut(shut bool) {
-	g.shut.Store(shut)
-	if shut {
-		g.closeConns()
-	}
-}
-
-func (g *gate) closeConns() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, c := range g.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-		c.Close()
-	}
-	g.conns = nil
-}
+// the fake's connections, the sidecar's own metrics) and bounds it.
 
 // ztsCalls counts the sidecar's calls to ZTS at ep with code (all codes
 // when code is ""), from its metrics.
@@ -158,34 +77,33 @@ func TestZTSOutage(t *testing.T) {
 	const timeout = time.Second
 	tests := []struct {
 		name       string
-		fail       func(zts *ztsfake.Server, g *gate)
+		fail       func(zts *ztsfake.Server)
 		wantStatus int
 		wantMsg    string
 		wantCode   string // the ZTS call's code in the metrics
 		hangs      bool
 	}{
-		{"ZTS answers 500", func(z *ztsfake.Server, _ *gate) { z.FailNext(ztsfake.EndpointRoleToken, 500, 100) }, 502, "zts answered 500", "500", false},
-		{"ZTS answers 503", func(z *ztsfake.Server, _ *gate) {
+		{"ZTS answers 500", func(z *ztsfake.Server) { z.FailNext(ztsfake.EndpointRoleToken, 500, 100) }, 502, "zts answered 500", "500", false},
+		{"ZTS answers 503", func(z *ztsfake.Server) {
 			z.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Status: 503, Message: "maintenance"})
 		}, 502, "zts answered 503: maintenance", "503", false},
-		{"ZTS answers 429", func(z *ztsfake.Server, _ *gate) {
+		{"ZTS answers 429", func(z *ztsfake.Server) {
 			z.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Status: 429, Message: "slow down"})
 		}, 429, "zts: slow down", "429", false},
-		{"ZTS hangs", func(z *ztsfake.Server, _ *gate) { z.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Hang: true}) }, 504, "timed out", "timeout", true},
-		{"ZTS down", func(z *ztsfake.Server, _ *gate) { z.Close() }, 502, "zts unavailable", "connection", false},
-		{"ZTS resets connections", func(_ *ztsfake.Server, g *gate) { g.setShut(true) }, 502, "zts unavailable", "connection", false},
+		{"ZTS hangs", func(z *ztsfake.Server) { z.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Hang: true}) }, 504, "timed out", "timeout", true},
+		{"ZTS down", func(z *ztsfake.Server) { z.Close() }, 502, "zts unavailable", "connection", false},
+		{"ZTS resets connections", func(z *ztsfake.Server) { z.RefuseConnections(true) }, 502, "zts unavailable", "connection", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			zts := newZTS(t)
-			g := newGate(t, zts)
-			f := startSidecar(t, zts, []string{"ATHENZ_ZTS_URL=" + g.url(), "ATHENZ_ZTS_TIMEOUT=" + timeout.String()}, nil)
+			f := startSidecar(t, zts, []string{"ATHENZ_ZTS_TIMEOUT=" + timeout.String()}, nil)
 			hit := f.api + "/roletoken?domain=prov&role=reader"
 			if r := do(t, nil, "GET", hit, "", "", nil); r.status != 200 {
 				t.Fatalf("warming the cache: %d %s", r.status, r.body)
 			}
-			tt.fail(zts, g)
+			tt.fail(zts)
 
 			type result struct {
 				r       response
@@ -248,8 +166,7 @@ func TestZTSRefusingConnections(t *testing.T) {
 	zts := ztsfake.NewTest(t, ztsfake.Options{KeyType: "ec", Now: clock.Now})
 	zts.Grant("prov", "reader", testDomain+"."+testService)
 	zts.Grant("prov", "writer", testDomain+"."+testService)
-	g := newGate(t, zts)
-	f := startSidecar(t, zts, []string{"ATHENZ_ZTS_URL=" + g.url(), "ATHENZ_ZTS_TIMEOUT=2s"}, func(c *Config) { c.Clock = clock })
+	f := startSidecar(t, zts, []string{"ATHENZ_ZTS_TIMEOUT=2s"}, func(c *Config) { c.Clock = clock })
 	cached := []string{"/accesstoken?domain=prov&role=reader", "/roletoken?domain=prov&role=reader"}
 	for _, p := range cached {
 		if r := do(t, nil, "GET", f.api+p, "", "", nil); r.status != 200 {
@@ -258,7 +175,7 @@ func TestZTSRefusingConnections(t *testing.T) {
 	}
 	before := ztsCalls(f, ztsAccessToken, "")
 
-	g.setShut(true)
+	zts.RefuseConnections(true)
 	failures, requests := 0, 0
 	for minute := 1; minute <= 55; minute++ {
 		clock.Advance(time.Minute)
@@ -290,9 +207,10 @@ func TestZTSRefusingConnections(t *testing.T) {
 	if bound := maxAttempts(time.Second, 2*time.Minute, 17*time.Minute); retries < 3 || retries > bound {
 		t.Errorf("access token refresh attempts during the outage = %d, want from 3 (it retries) to %d (backoff)", retries, bound)
 	}
-	t.Logf("outage: %d requests for cached tokens, %d failed; %d access token refresh attempts; %d connections reset", requests, failures, retries, g.reset.Load())
-	if r := g.reset.Load(); r == 0 {
-		t.Errorf("the gate reset no connection: the outage was not real")
+	_, reset := zts.Connections()
+	t.Logf("outage: %d requests for cached tokens, %d failed; %d access token refresh attempts; %d connections reset", requests, failures, retries, reset)
+	if reset == 0 {
+		t.Errorf("ZTS reset no connection: the outage was not real")
 	}
 	fams, _ := scrape(t, f)
 	if stale, _ := metricValue(fams, metricTokenRequests, "type", "accesstoken", "outcome", "stale"); stale == 0 {
@@ -303,7 +221,7 @@ func TestZTSRefusingConnections(t *testing.T) {
 	}
 
 	// ZTS is back: the next retry refreshes the access token.
-	g.setShut(false)
+	zts.RefuseConnections(false)
 	okBefore, _ := f.srv.cache.Refreshes()
 	for i := 0; ; i++ {
 		clock.Advance(10 * time.Second)
@@ -453,10 +371,8 @@ func TestZTSTLSFailure(t *testing.T) {
 	zts := ztsfake.NewTest(t, ztsfake.Options{KeyType: "ec", Now: clock.Now})
 	zts.Grant("prov", "reader", testDomain+"."+testService)
 	other := ztsfake.NewTest(t, ztsfake.Options{KeyType: "ec"})
-	g := newGate(t, zts)
 	env, pub := keyFileEnv(t, zts)
 	env = overrideEnv(env, []string{
-		"ATHENZ_ZTS_URL=" + g.url(),
 		"ATHENZ_ZTS_CA_FILE=" + writeFile(t, t.TempDir(), "other-ca.pem", other.CACertPEM()),
 	})
 	f := startWithEnvNoWait(t, zts, env, pub, func(c *Config) { c.Clock = clock })
@@ -481,7 +397,7 @@ func TestZTSTLSFailure(t *testing.T) {
 		t.Errorf("/readyz = %d %s, want 503 naming the TLS failure", r.status, r.body)
 	}
 
-	accepted := g.accepted.Load()
+	accepted, _ := zts.Connections()
 	settle(t, f, clock)
 	for range 600 {
 		clock.Advance(time.Second)
@@ -492,8 +408,8 @@ func TestZTSTLSFailure(t *testing.T) {
 	if bound := maxAttempts(time.Second, time.Minute, 10*time.Minute) + 1; attempts < 6 || attempts > bound {
 		t.Errorf("identity attempts with a TLS failure over 10 min = %d, want from 6 (it retries) to %d (backoff)", attempts, bound)
 	}
-	if conns := g.accepted.Load() - accepted; conns > int64(attempts) {
-		t.Errorf("%d connections to ZTS for %d identity attempts, want no more", conns, attempts)
+	if now, _ := zts.Connections(); now-accepted > attempts {
+		t.Errorf("%d connections to ZTS for %d identity attempts, want no more", now-accepted, attempts)
 	}
 	if n := ztsCalls(f, ztsRoleToken, "tls"); n != 1 {
 		t.Errorf("role token calls = %d, want 1 (the one request; failures are not retried on their own)", n)

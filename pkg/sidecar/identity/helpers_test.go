@@ -10,8 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -360,63 +358,6 @@ func (l *logLines) all() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.lines...)
 }
-
-// gate is a TCP front for the fake ZTS that refuses connections (accepts
-// and closes them at once) until opened: ZTS unreachable, then back.
-type gate struct {
-	l    net.Listener
-	open atomic.Bool
-	mu   sync.Mutex
-	conn []net.Conn // every proxied connection, closed at the end
-}
-
-func newGate(t *testing.T, to string) *gate {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gate{l: l}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if !g.open.Load() {
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", to)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			g.mu.Lock()
-			g.conn = append(g.conn, c, up)
-			g.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() { defer wg.Done(); io.Copy(c, up); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		g.mu.Lock()
-		for _, c := range g.conn {
-			c.Close()
-		}
-		g.mu.Unlock()
-		wg.Wait()
-	})
-	return g
-}
-
-// url is the ZTS URL through the gate.
-func (g *gate) url() string { return "https://" + g.l.Addr().String() + "/zts/v1" }
 
 func newECKeyPEM(t *testing.T) (crypto.Signer, []byte) {
 	t.Helper()

@@ -19,23 +19,22 @@ import (
 func TestUnreachableAtStart(t *testing.T) {
 	tests := []struct {
 		name    string
-		down    func(f *fixture, g *gate)
-		up      func(f *fixture, g *gate)
+		down    func(f *fixture)
+		up      func(f *fixture)
 		wantErr string
 	}{
 		{
 			name:    "connections refused",
-			down:    func(*fixture, *gate) {},
-			up:      func(_ *fixture, g *gate) { g.open.Store(true) },
+			down:    func(f *fixture) { f.zts.RefuseConnections(true) },
+			up:      func(f *fixture) { f.zts.RefuseConnections(false) },
 			wantErr: "zts unavailable",
 		},
 		{
 			name: "503 answers",
-			down: func(f *fixture, g *gate) {
-				g.open.Store(true)
+			down: func(f *fixture) {
 				f.zts.SetFailure(ztsfake.EndpointInstanceRegister, ztsfake.Failure{Status: http.StatusServiceUnavailable, Message: "zts is starting"})
 			},
-			up:      func(f *fixture, _ *gate) { f.zts.SetFailure(ztsfake.EndpointInstanceRegister, ztsfake.Failure{}) },
+			up:      func(f *fixture) { f.zts.SetFailure(ztsfake.EndpointInstanceRegister, ztsfake.Failure{}) },
 			wantErr: "503: zts is starting",
 		},
 	}
@@ -43,10 +42,8 @@ func TestUnreachableAtStart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, ztsfake.Options{}, true)
-			g := newGate(t, strings.TrimSuffix(strings.TrimPrefix(f.zts.URL(), "https://"), "/zts/v1"))
-			tc.down(f, g)
+			tc.down(f)
 			o := f.options()
-			o.ZTSURL = g.url()
 			o.RetryMin, o.RetryMax = 10*time.Millisecond, 40*time.Millisecond
 			m := newManager(t, o)
 			start := time.Now()
@@ -66,7 +63,7 @@ func TestUnreachableAtStart(t *testing.T) {
 					t.Errorf("log line %s shows the service account token", line)
 				}
 			}
-			tc.up(f, g)
+			tc.up(f)
 			waitReady(t, m)
 			elapsed := time.Since(start)
 			attempts := f.logs.count(failureLine) + 1
@@ -79,30 +76,13 @@ func TestUnreachableAtStart(t *testing.T) {
 			if max := int(elapsed/(5*time.Millisecond)) + 1; attempts > max {
 				t.Errorf("%d attempts in %v, want at most %d with backoff", attempts, elapsed, max)
 			}
-			if err := f.roleTokenThroughGate(m, g); err != nil {
+			f.zts.Grant("prov", "reader", "client.api")
+			if err := f.roleTokenThrough(m); err != nil {
 				t.Errorf("a call through Transport() once ready: %v", err)
 			}
 		})
 	}
 }
-
-func (f *fixture) roleTokenThroughGate(m *identity.Manager, g *gate) error {
-	f.zts.Grant("prov", "reader", "client.api")
-	req, _ := http.NewRequest(http.MethodGet, g.url()+"/domain/prov/token?role=reader", nil)
-	resp, err := m.Transport().RoundTrip(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return &statusError{resp.StatusCode}
-	}
-	return nil
-}
-
-type statusError struct{ code int }
-
-func (e *statusError) Error() string { return http.StatusText(e.code) }
 
 func TestInitDeadlineWhenUnreachable(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -64,11 +64,15 @@
 // service account token from ServiceAccountToken (the fake plays the
 // cluster's OIDC issuer), the service account must be named
 // "<domain>.<service>", and refresh is refused ("cannot be refreshed"), so
-// a client registers again before its certificate expires.
+// a client registers again before its certificate expires. Options.Attest
+// set to HTTPProvider(url, client) makes it ask an HTTP provider service
+// (the injector's callback) before signing, as ZTS does.
 //
 // # Knobs
 //
 // SetLatency, FailNext and SetFailure shape the answers of one Endpoint.
+// RefuseConnections resets every TCP connection while on (ZTS down or
+// firewalled, its address still there) and Connections counts them.
 // Calls counts every request routed to an endpoint, including those that a
 // knob failed; CallsFor counts per key:
 //

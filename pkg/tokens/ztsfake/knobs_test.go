@@ -1,6 +1,7 @@
 package ztsfake_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/AthenZ/athenz/clients/go/zts"
+	"github.com/ardielle/ardielle-go/rdl"
 
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 )
@@ -181,5 +183,39 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	if got := s.CallsFor(ztsfake.EndpointAccessToken, "prov:role.reader prov:role.writer"); got != n {
 		t.Errorf("CallsFor(accesstoken, prov:role.reader prov:role.writer) = %d, want %d", got, n)
+	}
+}
+
+func TestRefuseConnections(t *testing.T) {
+	s := ztsfake.NewTest(t, ztsfake.Options{})
+	s.Grant("prov", "reader", "client.api")
+	c := newClient(t, s, "client", "api")
+	if _, err := c.GetRoleToken("prov", "reader", nil, nil, ""); err != nil {
+		t.Fatalf("GetRoleToken before refusing: %v", err)
+	}
+
+	s.RefuseConnections(true)
+	for i := range 3 {
+		_, err := c.GetRoleToken("prov", "reader", nil, nil, "")
+		if err == nil {
+			t.Fatalf("GetRoleToken %d while refusing connections succeeded", i)
+		}
+		var re rdl.ResourceError
+		if errors.As(err, &re) {
+			t.Fatalf("GetRoleToken %d while refusing = HTTP %d %s, want a connection error", i, re.Code, re.Message)
+		}
+	}
+	accepted, refused := s.Connections()
+	if refused < 3 || accepted <= refused {
+		t.Errorf("Connections() = %d accepted, %d refused; want at least 3 refused after one served", accepted, refused)
+	}
+	calls := s.Calls(ztsfake.EndpointRoleToken)
+
+	s.RefuseConnections(false)
+	if _, err := c.GetRoleToken("prov", "reader", nil, nil, ""); err != nil {
+		t.Fatalf("GetRoleToken after refusing stopped: %v", err)
+	}
+	if got := s.Calls(ztsfake.EndpointRoleToken); got != calls+1 {
+		t.Errorf("Calls(roletoken) = %d, want %d: refused connections never reach a handler", got, calls+1)
 	}
 }

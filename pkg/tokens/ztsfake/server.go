@@ -101,6 +101,7 @@ type Server struct {
 	ca      *authority
 	key     *signingKey
 	knobs   *knobs
+	conns   *gateListener // RefuseConnections
 	closing chan struct{}
 	once    sync.Once
 
@@ -168,6 +169,8 @@ func Start(opts Options) (*Server, error) {
 		Time:         opts.Now,
 		MinVersion:   tls.VersionTLS12,
 	}
+	s.conns = newGateListener(ts.Listener)
+	ts.Listener = s.conns
 	s.url = "https://" + ts.Listener.Addr().String() + apiPrefix
 	s.ts = ts
 	ts.StartTLS()
