@@ -77,12 +77,11 @@ func (s *Server) SigningKeyID() string { return s.key.id }
 // signAthenz signs an Athenz token (role token or N-token) the way ZTS
 // does: SHA-256 over the text, RSA PKCS#1 v1.5 or ECDSA (ASN.1), YBase64.
 func (k *signingKey) signAthenz(unsigned string) (string, error) {
-	sum := sha256.Sum256([]byte(unsigned))
-	sig, err := k.signer.Sign(rand.Reader, sum[:], crypto.SHA256)
+	sig, err := tokens.SignSHA256(k.signer, []byte(unsigned))
 	if err != nil {
 		return "", fmt.Errorf("signing token: %w", err)
 	}
-	return tokens.YBase64.EncodeToString(sig), nil
+	return sig, nil
 }
 
 // signJWT returns a compact JWS of claims with header {alg, kid, typ}.
