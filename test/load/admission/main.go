@@ -2,8 +2,19 @@
 // kube-apiserver: it creates Pods 100 at a time, concurrently, opted in
 // (through the Pod webhook) and not opted in (the webhook's
 // matchConditions skip them: the baseline, in the same run), and reads the
-// API server's own histogram of the webhook's duration. `make bench` runs
-// it and writes the figures into docs/performance.md.
+// injector's and the API server's own histograms of the webhook's
+// duration. `make bench` runs it and writes the figures into
+// docs/performance.md.
+//
+// It measures two placements of the processes on this machine's CPUs,
+// each with its own control plane and injector:
+//
+//   - own CPU: the injector on one CPU, the API server, etcd and this
+//     client on the others. In a cluster the injector runs in its own Pod,
+//     on a node the control plane does not share, so this is the figure
+//     the target is judged on.
+//   - shared: everything on every CPU, so each admission also waits for
+//     the CPU that the API server, etcd and the 100 clients use.
 //
 // It needs KUBEBUILDER_ASSETS (hack/build-control-plane.sh). Traffic stays
 // on 127.0.0.1; every loop is bounded.
@@ -14,8 +25,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -23,18 +32,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,13 +52,27 @@ import (
 const (
 	injectorNamespace = "athenz-injector"
 	benchNamespace    = "bench"
+	// targetP99 is issue 6's target for the time inside the injector.
+	targetP99 = 5 * time.Millisecond
 )
 
 func main() {
 	concurrency := flag.Int("c", 100, "Pods created at once")
-	rounds := flag.Int("rounds", 3, "rounds of each kind, alternating")
+	rounds := flag.Int("rounds", 5, "rounds of each kind, alternating")
 	reportFile := flag.String("report", "docs/performance.md", "file whose admission section is rewritten (empty: print only)")
+	var bare bareFlags
+	flag.StringVar(&bare.addr, "serve-bare", "", "serve the bare webhook on this address instead (the harness starts itself so)")
+	flag.StringVar(&bare.health, "bare-health", "", "the bare webhook's health address")
+	flag.StringVar(&bare.certDir, "bare-cert-dir", "", "the bare webhook's serving certificate directory")
+	flag.StringVar(&bare.patchFile, "bare-patch", "", "the bare webhook's JSON patch")
 	flag.Parse()
+	if bare.addr != "" {
+		if err := serveBare(bare); err != nil {
+			fmt.Fprintln(os.Stderr, "bare webhook:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctrl.SetLogger(logr.Discard())
 	if err := run(*concurrency, *rounds, *reportFile); err != nil {
 		fmt.Fprintln(os.Stderr, "admission:", err)
@@ -62,16 +80,91 @@ func main() {
 	}
 }
 
+// placement says which CPUs the webhook server and the rest run on; nil
+// means every CPU this harness may use.
+type placement struct {
+	name             string
+	injector, others []int
+}
+
+// server is the webhook server a measurement runs: the injector, or the
+// bare webhook (bare.go), its baseline.
+type server string
+
+const (
+	serverInjector server = "injector"
+	serverBare     server = "bare webhook"
+)
+
+// result is what one measurement found.
+type result struct {
+	placement
+	server server
+	// where is the placement as the kernel reported it during the run.
+	where              string
+	injected, baseline []time.Duration
+	// inside is the injector's histogram of its own time per admission
+	// (none for the bare webhook); call is the API server's of the whole
+	// webhook call.
+	inside, call histogram
+}
+
 func run(concurrency, rounds int, reportFile string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	placements := []placement{{name: "shared"}}
+	cpus, err := allowedCPUs()
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "admission: measuring the shared placement only:", err)
+	case len(cpus) < 2:
+		fmt.Fprintln(os.Stderr, "admission: measuring the shared placement only: one CPU")
+	default:
+		last := len(cpus) - 1
+		placements = append([]placement{{name: "own CPU", injector: cpus[last:], others: cpus[:last]}}, placements...)
+	}
+	var results []result
+	for _, p := range placements {
+		for _, s := range []server{serverBare, serverInjector} {
+			fmt.Fprintf(os.Stderr, "== %s, placement %q\n", s, p.name)
+			r, err := measure(ctx, p, s, concurrency, rounds)
+			if err != nil {
+				return fmt.Errorf("%s, placement %q: %w", s, p.name, err)
+			}
+			results = append(results, r)
+		}
+	}
+	md := markdown(concurrency, rounds, results)
+	fmt.Println(md)
+	if reportFile != "" {
+		return report.WriteSection(reportFile, "admission", md)
+	}
+	return nil
+}
+
+// measure starts a control plane and the webhook server s placed as p
+// says, and runs the rounds.
+func measure(ctx context.Context, p placement, s server, concurrency, rounds int) (res result, err error) {
+	res.placement, res.server = p, s
+	if p.others != nil {
+		// Children inherit the mask: the control plane started below runs
+		// on p.others, as does this harness's client.
+		if err := pinSelf(p.others); err != nil {
+			return res, err
+		}
+		defer func() {
+			if perr := pinSelf(slices.Concat(p.others, p.injector)); perr != nil && err == nil {
+				err = perr
+			}
+		}()
+	}
 	scheme, err := app.NewScheme()
 	if err != nil {
-		return err
+		return res, err
 	}
 	cp, err := webhooktest.Start(webhooktest.Options{Scheme: scheme, Webhooks: true})
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer cp.Stop()
 	// The default client-side rate limit (20 QPS) would measure itself.
@@ -79,11 +172,11 @@ func run(concurrency, rounds int, reportFile string) error {
 	cfg.QPS, cfg.Burst = 10000, 10000
 	k8s, err := client.New(&cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return err
+		return res, err
 	}
 	for _, ns := range []string{injectorNamespace, benchNamespace} {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return err
+			return res, err
 		}
 	}
 	profile := &v1alpha1.SidecarProfile{
@@ -95,53 +188,78 @@ func run(concurrency, rounds int, reportFile string) error {
 		},
 	}
 	if err := k8s.Create(ctx, profile); err != nil {
-		return err
+		return res, err
 	}
 
-	// The injector runs as its own process, as in a cluster: sharing this
+	// The server runs as its own process, as in a cluster: sharing this
 	// process's garbage collector and scheduler with 100 client goroutines
-	// would charge their cost to the injector.
-	metricsURL, stopInjector, err := startInjector(ctx, cp)
-	if err != nil {
-		return err
+	// would charge their cost to it.
+	var metricsURL string
+	switch s {
+	case serverInjector:
+		var stop func()
+		metricsURL, stop, err = startInjector(ctx, cp, p.injector)
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	case serverBare:
+		patch, err := barePatch(ctx, k8s, profile)
+		if err != nil {
+			return res, err
+		}
+		stop, err := startBare(ctx, cp, patch, p.injector)
+		if err != nil {
+			return res, err
+		}
+		defer stop()
 	}
-	defer stopInjector()
+	res.where = placementOf("kube-apiserver", "etcd", "injector", filepath.Base(os.Args[0]))
 
 	// Warm up both paths (TLS connections, caches) before measuring.
 	if _, err := createPods(ctx, k8s, "warm-in", 10, true); err != nil {
-		return err
+		return res, err
 	}
 	if _, err := createPods(ctx, k8s, "warm-out", 10, false); err != nil {
-		return err
+		return res, err
 	}
-	var injected, baseline []time.Duration
 	for r := range rounds {
 		fmt.Fprintf(os.Stderr, "round %d/%d\n", r+1, rounds)
 		d, err := createPods(ctx, k8s, fmt.Sprintf("out-%d", r), concurrency, false)
 		if err != nil {
-			return err
+			return res, err
 		}
-		baseline = append(baseline, d...)
+		res.baseline = append(res.baseline, d...)
 		d, err = createPods(ctx, k8s, fmt.Sprintf("in-%d", r), concurrency, true)
 		if err != nil {
-			return err
+			return res, err
 		}
-		injected = append(injected, d...)
+		res.injected = append(res.injected, d...)
 	}
-	hist, err := webhookHistogram(ctx, &cfg)
-	if err != nil {
-		return err
+	if res.call, err = webhookHistogram(ctx, &cfg); err != nil {
+		return res, err
 	}
-	served, err := servedHistogram(ctx, metricsURL)
-	if err != nil {
-		return err
+	if metricsURL != "" {
+		if res.inside, err = servedHistogram(ctx, metricsURL); err != nil {
+			return res, err
+		}
 	}
-	md := markdown(concurrency, rounds, injected, baseline, hist, served)
-	fmt.Println(md)
-	if reportFile != "" {
-		return report.WriteSection(reportFile, "admission", md)
+	return res, nil
+}
+
+// benchPod is a Pod the harness creates; opted in, the webhook injects it.
+func benchPod(name string, optIn bool) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: name},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "default",
+			Containers:         []corev1.Container{{Name: "app", Image: "registry.example.com/web:1.0"}},
+		},
 	}
-	return nil
+	if optIn {
+		pod.Annotations = map[string]string{webhook.AnnotationInject: "true"}
+	}
+	return pod
 }
 
 // createPods creates n Pods at once and returns each create's latency as
@@ -156,16 +274,7 @@ func createPods(ctx context.Context, k8s client.Client, prefix string, n int, op
 	)
 	for i := range n {
 		wg.Go(func() {
-			pod := &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: fmt.Sprintf("%s-%d", prefix, i)},
-				Spec: corev1.PodSpec{
-					ServiceAccountName: "default",
-					Containers:         []corev1.Container{{Name: "app", Image: "registry.example.com/web:1.0"}},
-				},
-			}
-			if optIn {
-				pod.Annotations = map[string]string{webhook.AnnotationInject: "true"}
-			}
+			pod := benchPod(fmt.Sprintf("%s-%d", prefix, i), optIn)
 			<-start
 			t0 := time.Now()
 			err := k8s.Create(ctx, pod)
@@ -189,164 +298,11 @@ func createPods(ctx context.Context, k8s client.Client, prefix string, n int, op
 	return out, errors.Join(errs...)
 }
 
-// webhookName is the Pod webhook entry of config/webhook that opted-in
-// Pods go through.
-const webhookName = "pods.injector.athenz.io"
-
-// histogram is the API server's own
-// apiserver_admission_webhook_admission_duration_seconds for webhookName:
-// cumulative counts by upper bound ("le"), all operations together.
-type histogram struct {
-	buckets map[string]float64
-	count   float64
-	// native holds the native-histogram buckets (upper bound in seconds,
-	// count), when the metric has them: much finer than the classic ones.
-	native []nativeBucket
-}
-
-type nativeBucket struct{ upper, count float64 }
-
-// quantile returns the upper bound of the native bucket holding quantile q.
-func (h histogram) quantile(q float64) (float64, bool) {
-	if len(h.native) == 0 {
-		return 0, false
-	}
-	var total float64
-	for _, b := range h.native {
-		total += b.count
-	}
-	var seen float64
-	for _, b := range h.native {
-		seen += b.count
-		if seen >= q*total {
-			return b.upper, true
-		}
-	}
-	return h.native[len(h.native)-1].upper, true
-}
-
-// webhookHistogram reads the API server's /metrics.
-func webhookHistogram(ctx context.Context, cfg *rest.Config) (histogram, error) {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return histogram{}, err
-	}
-	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return histogram{}, fmt.Errorf("reading the API server's /metrics: %w", err)
-	}
-	h := histogram{buckets: map[string]float64{}}
-	const metric = "apiserver_admission_webhook_admission_duration_seconds"
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if !strings.Contains(line, `name="`+webhookName+`"`) || !strings.Contains(line, `type="admit"`) {
-			continue
-		}
-		fields := strings.Fields(line)
-		if len(fields) != 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[1], 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(line, metric+"_bucket{"):
-			le := label(line, "le")
-			h.buckets[le] += v
-		case strings.HasPrefix(line, metric+"_count{"):
-			h.count += v
-		}
-	}
-	if h.count == 0 {
-		return h, fmt.Errorf("the API server's /metrics has no %s for %s", metric, webhookName)
-	}
-	return h, nil
-}
-
-// servedHistogram is controller-runtime's
-// controller_runtime_webhook_latency_seconds for /mutate-pods, read from
-// the injector's /metrics in the protobuf format, which carries the native
-// histogram: the injector's own time from reading the request to writing
-// the answer.
-func servedHistogram(ctx context.Context, metricsURL string) (histogram, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
-	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeProtoDelim)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return histogram{}, fmt.Errorf("reading the injector's metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	dec := expfmt.NewDecoder(resp.Body, expfmt.ResponseFormat(resp.Header))
-	var mfs []*dto.MetricFamily
-	for {
-		mf := &dto.MetricFamily{}
-		if err := dec.Decode(mf); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return histogram{}, fmt.Errorf("decoding the injector's metrics: %w", err)
-		}
-		mfs = append(mfs, mf)
-	}
-	h := histogram{buckets: map[string]float64{}}
-	for _, mf := range mfs {
-		if mf.GetName() != "controller_runtime_webhook_latency_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var path string
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "webhook" {
-					path = l.GetValue()
-				}
-			}
-			if path != webhook.PathPods {
-				continue
-			}
-			hg := m.GetHistogram()
-			h.count += float64(hg.GetSampleCount())
-			// Native buckets: bucket i covers (base^(i-1), base^i] with
-			// base = 2^(2^-schema); spans give the indexes, deltas the
-			// counts (each the difference from the previous bucket's).
-			base := math.Pow(2, math.Pow(2, -float64(hg.GetSchema())))
-			idx, count, d := int32(0), int64(0), 0
-			for si, span := range hg.GetPositiveSpan() {
-				if si == 0 {
-					idx = span.GetOffset()
-				} else {
-					idx += span.GetOffset()
-				}
-				for range span.GetLength() {
-					count += hg.GetPositiveDelta()[d]
-					d++
-					h.native = append(h.native, nativeBucket{upper: math.Pow(base, float64(idx)), count: float64(count)})
-					idx++
-				}
-			}
-			for _, bk := range hg.GetBucket() {
-				h.buckets[strconv.FormatFloat(bk.GetUpperBound(), 'g', -1, 64)] += float64(bk.GetCumulativeCount())
-			}
-		}
-	}
-	if h.count == 0 {
-		return h, errors.New("no controller_runtime_webhook_latency_seconds for " + webhook.PathPods)
-	}
-	return h, nil
-}
-
-func label(line, name string) string {
-	_, rest, ok := strings.Cut(line, name+`="`)
-	if !ok {
-		return ""
-	}
-	v, _, _ := strings.Cut(rest, `"`)
-	return v
-}
-
 // startInjector builds cmd/injector and runs it against the control
-// plane, serving the webhooks where config/webhook expects them. It returns
-// the URL of its /metrics and a function that stops it.
-func startInjector(ctx context.Context, cp *webhooktest.ControlPlane) (string, func(), error) {
+// plane, serving the webhooks where config/webhook expects them, on cpus
+// (nil: any). It returns the URL of its /metrics and a function that stops
+// it.
+func startInjector(ctx context.Context, cp *webhooktest.ControlPlane, cpus []int) (string, func(), error) {
 	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		return "", nil, err
@@ -386,10 +342,27 @@ func startInjector(ctx context.Context, cp *webhooktest.ControlPlane) (string, f
 	cmd := exec.Command(bin, "--kubeconfig="+kubeconfigFile, "--namespace="+injectorNamespace,
 		fmt.Sprintf("--webhook-port=%d", cp.WebhookPort), "--cert-dir="+cp.CertDir,
 		"--metrics-bind-address="+metrics, "--health-probe-bind-address="+health, "--zap-log-level=error")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	stop, err := startProcess(ctx, cmd, cpus, "http://"+health+"/readyz")
+	if err != nil {
 		cleanup()
 		return "", nil, err
+	}
+	return "http://" + metrics + "/metrics", func() { stop(); cleanup() }, nil
+}
+
+// startProcess starts cmd on cpus (nil: any) and waits until readyURL
+// answers 200. The returned function stops the process: SIGINT, then
+// SIGKILL after 10 s.
+func startProcess(ctx context.Context, cmd *exec.Cmd, cpus []int, readyURL string) (func(), error) {
+	cmd.Stderr = os.Stderr
+	var err error
+	if cpus != nil {
+		err = startPinned(cmd, cpus)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
+		return nil, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -401,13 +374,12 @@ func startInjector(ctx context.Context, cp *webhooktest.ControlPlane) (string, f
 			_ = cmd.Process.Kill()
 			<-done
 		}
-		cleanup()
 	}
-	if err := waitReady(ctx, "http://"+health+"/readyz", done); err != nil {
+	if err := waitReady(ctx, readyURL, done); err != nil {
 		stop()
-		return "", nil, err
+		return nil, fmt.Errorf("%s: %w", filepath.Base(cmd.Path), err)
 	}
-	return "http://" + metrics + "/metrics", stop, nil
+	return stop, nil
 }
 
 func quantile(d []time.Duration, q float64) time.Duration {
@@ -422,7 +394,7 @@ func waitReady(ctx context.Context, url string, done <-chan error) error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-done:
-			return fmt.Errorf("injector stopped: %v", err)
+			return fmt.Errorf("stopped before ready: %v", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -433,7 +405,7 @@ func waitReady(ctx context.Context, url string, done <-chan error) error {
 			}
 		}
 	}
-	return errors.New("injector not ready after 60 s")
+	return errors.New("not ready after 60 s")
 }
 
 func freeAddr() (string, error) {
@@ -445,39 +417,68 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func markdown(concurrency, rounds int, injected, baseline []time.Duration, apiserver, served histogram) string {
+func markdown(concurrency, rounds int, results []result) string {
 	var b strings.Builder
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
-	pct := func(h histogram, le string) string { return fmt.Sprintf("%.1f%%", 100*h.buckets[le]/h.count) }
-	fmt.Fprintf(&b, "Run of %s on %d CPUs, %s: %d rounds of %d Pods created at once per kind, alternating, against kube-apiserver v1.37.2 (self-built, etcd 3.6.16); the injector, the API server, etcd and the client share the machine.\n\n",
+	fmt.Fprintf(&b, "Run of %s on %d CPUs, %s: %d rounds of %d Pods created at once per kind, alternating, against kube-apiserver v1.37.2 (self-built, etcd 3.6.16). Each row of the tables below is its own control plane and webhook server, the bare webhook placed where the injector is; the placements, as the kernel reported them during the injector's run:\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), rounds, concurrency)
-	fmt.Fprintf(&b, "| Pod create, as the client sees it | samples | p50 | p99 |\n|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| not opted in (the webhook's matchConditions skip it; baseline) | %d | %s | %s |\n", len(baseline), ms(quantile(baseline, 0.5)), ms(quantile(baseline, 0.99)))
-	fmt.Fprintf(&b, "| opted in (the Pod webhook injects it) | %d | %s | %s |\n", len(injected), ms(quantile(injected, 0.5)), ms(quantile(injected, 0.99)))
-	fmt.Fprintf(&b, "| **opted in / baseline** | | %.2f× | %.2f× |\n\n",
-		float64(quantile(injected, 0.5))/float64(quantile(baseline, 0.5)), float64(quantile(injected, 0.99))/float64(quantile(baseline, 0.99)))
-	p50, _ := served.quantile(0.5)
-	p99, ok := served.quantile(0.99)
-	if !ok {
-		return b.String() + "The injector's latency metric has no native histogram: no p99."
+	for _, r := range results {
+		if r.server != serverInjector {
+			continue
+		}
+		where := r.where
+		if r.placement.injector == nil {
+			where = "the injector, kube-apiserver, etcd and this harness share every CPU"
+		}
+		fmt.Fprintf(&b, "- **%s**: %s.\n", r.name, where)
 	}
-	fmt.Fprintf(&b, "Time inside the injector per admission of webhook `%s` (`controller_runtime_webhook_latency_seconds`, read from its native histogram, about 10%% resolution; from reading the request to writing the answer):\n\n", webhookName)
-	fmt.Fprintf(&b, "| calls | p50 | p99 | target |\n|---|---|---|---|\n")
-	verdict := "met"
-	if p99 > 0.005 {
-		verdict = "NOT met"
+
+	fmt.Fprintf(&b, "\nTime inside the injector per admission of webhook `%s` (`controller_runtime_webhook_latency_seconds`, read from its native histogram, about 10%% resolution; from reading the request to writing the answer). The target, p99 under %s, is judged on the own-CPU placement:\n\n", webhookName, ms(targetP99))
+	fmt.Fprintf(&b, "| placement | calls | p50 | p99 | target |\n|---|---|---|---|---|\n")
+	for _, r := range results {
+		if r.server != serverInjector {
+			continue
+		}
+		p50, _ := r.inside.quantile(0.5)
+		p99, ok := r.inside.quantile(0.99)
+		if !ok {
+			fmt.Fprintf(&b, "| %s | %d | no native histogram | | |\n", r.name, int(r.inside.count))
+			continue
+		}
+		verdict := "met"
+		if p99 >= targetP99.Seconds() {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(&b, "| %s | %d | ≤ %.2f ms | **≤ %.2f ms** | p99 under %s: %s |\n", r.name, int(r.inside.count), p50*1000, p99*1000, ms(targetP99), verdict)
 	}
-	fmt.Fprintf(&b, "| %d | ≤ %.2f ms | **≤ %.2f ms** | p99 under 5 ms: %s |\n\n", int(served.count), p50*1000, p99*1000, verdict)
-	fmt.Fprintf(&b, "The API server's measure of the whole webhook call (`apiserver_admission_webhook_admission_duration_seconds`, whose finest buckets are 5, 25 and 100 ms): %s within 5 ms, %s within 25 ms, %s within 100 ms. ",
-		pct(apiserver, "0.005"), pct(apiserver, "0.025"), pct(apiserver, "0.1"))
-	fmt.Fprintf(&b, "On this machine the API server, etcd, the %d concurrent clients and the injector share %d CPUs, so that figure is mostly the call waiting for CPU (the baseline creates above, which never call the webhook, already take %s at p50). ",
-		concurrency, runtime.NumCPU(), ms(quantile(baseline, 0.5)))
-	fmt.Fprintf(&b, "Inside the injector too, the creates arrive as a burst: each admission's time includes waiting for the CPU the others use, so the p99 is closer to the burst's total work divided by the CPUs (an estimate: %d × %.2f ms / %d ≈ %.1f ms) than to one admission's p50.",
-		concurrency, p50*1000, runtime.NumCPU(), float64(concurrency)*p50*1000/float64(runtime.NumCPU()))
+
+	fmt.Fprintf(&b, "\nPod create, as the client sees it. Not opted in: the webhook's matchConditions skip the Pod, no webhook call. Opted in: the webhook server answers, and the API server applies its patch; the bare webhook answers the injector's patch without any work (the baseline):\n\n")
+	fmt.Fprintf(&b, "| placement | webhook server | not opted in, p50 | p99 | opted in, p50 | p99 |\n|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.name, r.server,
+			ms(quantile(r.baseline, 0.5)), ms(quantile(r.baseline, 0.99)), ms(quantile(r.injected, 0.5)), ms(quantile(r.injected, 0.99)))
+		if bare, ok := find(results, r.name, serverBare); ok && r.server == serverInjector {
+			fmt.Fprintf(&b, "| %s | **injector / bare webhook** | | | %.2f× | **%.2f×** |\n", r.name,
+				ratio(quantile(r.injected, 0.5), quantile(bare.injected, 0.5)), ratio(quantile(r.injected, 0.99), quantile(bare.injected, 0.99)))
+		}
+	}
+
+	pct := func(h histogram, le string) string { return fmt.Sprintf("%.1f%%", 100*h.buckets[le]/h.count) }
+	fmt.Fprintf(&b, "\nThe API server's measure of the whole webhook call (`apiserver_admission_webhook_admission_duration_seconds`, whose finest buckets are 5, 25 and 100 ms). It includes the API server's own work and its wait for a CPU, the TLS handshakes of the connections a burst opens (it keeps 25 idle per webhook host) and applying the patch, which is why the bare webhook is there:\n\n")
+	fmt.Fprintf(&b, "| placement | webhook server | within 5 ms | within 25 ms | within 100 ms |\n|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.name, r.server, pct(r.call, "0.005"), pct(r.call, "0.025"), pct(r.call, "0.1"))
+	}
 	return b.String()
 }
 
-func parseFloat(s string) float64 {
-	f, _ := strconv.ParseFloat(s, 64)
-	return f
+func find(results []result, placement string, s server) (result, bool) {
+	for _, r := range results {
+		if r.name == placement && r.server == s {
+			return r, true
+		}
+	}
+	return result{}, false
 }
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
