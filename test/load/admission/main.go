@@ -426,11 +426,7 @@ func markdown(concurrency, rounds int, results []result) string {
 		if r.server != serverInjector {
 			continue
 		}
-		where := r.where
-		if r.placement.injector == nil {
-			where = "the injector, kube-apiserver, etcd and this harness share every CPU"
-		}
-		fmt.Fprintf(&b, "- **%s**: %s.\n", r.name, where)
+		fmt.Fprintf(&b, "- **%s**: %s.\n", r.name, r.where)
 	}
 
 	fmt.Fprintf(&b, "\nTime inside the injector per admission of webhook `%s` (`controller_runtime_webhook_latency_seconds`, read from its native histogram, about 10%% resolution; from reading the request to writing the answer). The target, p99 under %s, is judged on the own-CPU placement:\n\n", webhookName, ms(targetP99))

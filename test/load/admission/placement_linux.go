@@ -119,7 +119,7 @@ func placementOf(names ...string) string {
 	}
 	slices.Sort(parts)
 	if cpus, err := allowedCPUs(); err == nil {
-		parts = append(parts, fmt.Sprintf("this harness on CPU %v", strings.Trim(fmt.Sprint(cpus), "[]")))
+		parts = append(parts, "this harness on CPU "+cpuList(cpus))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -137,4 +137,23 @@ func allowedCPUs() ([]int, error) {
 		}
 	}
 	return cpus, nil
+}
+
+// cpuList writes sorted CPUs the way the kernel's Cpus_allowed_list does:
+// "0-3,6".
+func cpuList(cpus []int) string {
+	var parts []string
+	for i := 0; i < len(cpus); {
+		j := i
+		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, strconv.Itoa(cpus[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", cpus[i], cpus[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
 }
