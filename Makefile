@@ -61,6 +61,11 @@ images: ## Build the container images (needs a container engine; none runs on th
 vet: ## go vet.
 	$(GO) vet ./...
 
+GOLANGCI_LINT_VERSION ?= v2.15.0
+.PHONY: lint
+lint: ## golangci-lint with .golangci.yml (installed once into bin/, pinned).
+	"$$(hack/go-install-tool.sh golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint $(GOLANGCI_LINT_VERSION))" run ./...
+
 .PHONY: verify-fmt
 verify-fmt: ## Fail if gofmt would change a file.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \

@@ -62,7 +62,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	zts.Grant("prov", "writer", "client.api")
 	zts.AddDomain("secret")
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(r.Header) // the upstream sees the tokens; the log must not
+		_ = json.NewEncoder(w).Encode(r.Header) // the upstream sees the tokens; the log must not
 	}))
 	t.Cleanup(upstream.Close)
 	closed := httptest.NewServer(http.NotFoundHandler())
@@ -235,9 +235,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	// Secrets: every token the flow saw, the key, the CSRs, the attestation
 	// data; and the markers of such material.
 	secrets = append(secrets, saToken)
-	for _, part := range strings.Split(saToken, ".") {
-		secrets = append(secrets, part)
-	}
+	secrets = append(secrets, strings.Split(saToken, ".")...)
 	for _, name := range []string{"service.key.pem"} {
 		b, err := os.ReadFile(filepath.Join(idDir, name))
 		if err != nil {

@@ -49,7 +49,9 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, serve fu
 	}
 	level, _ := zapcore.ParseLevel(cfg.LogLevel) // validated by ConfigFromEnv
 	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(stderr)), level))
-	defer zl.Sync()
+	// Sync fails on terminals and pipes (EINVAL); nothing is buffered that
+	// matters more than the exit.
+	defer func() { _ = zl.Sync() }()
 	log := zapr.NewLogger(zl)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error(err, "sidecar failed")

@@ -133,7 +133,7 @@ func TestBinaryDevModeSIGTERM(t *testing.T) {
 		}
 	}
 	if api == "" {
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		t.Fatalf("no \"sidecar serving\" log line; logs:\n%s", strings.Join(logs, "\n"))
 	}
 	if !strings.Contains(strings.Join(logs, "\n"), "DEV MODE") {

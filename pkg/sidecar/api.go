@@ -202,7 +202,7 @@ func (h *handler) svccert(w http.ResponseWriter, r *http.Request) error {
 		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "no identity certificate yet: " + errString(h.identity.Ready())}
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	w.Write(chain)
+	_, _ = w.Write(chain) // an error here means the client left
 	return nil
 }
 
@@ -220,7 +220,7 @@ func (h *handler) writeToken(w http.ResponseWriter, body []byte) {
 	// nothing, which matters on the hot path.
 	hdr["Content-Type"] = h.hdrJSON
 	hdr["Cache-Control"] = h.hdrNoStore
-	w.Write(body)
+	_, _ = w.Write(body) // an error here means the client left
 }
 
 // decodeBody reads a JSON body of at most MaxBodyBytes into dst. Unknown

@@ -50,9 +50,9 @@ func BenchmarkRoleTokenHandler(b *testing.B) {
 func BenchmarkRoleTokenServer(b *testing.B) {
 	token := []byte(`{"token":"v=Z1;d=prov;r=reader;p=client.api;a=0123456789abcdef;t=1;e=2;k=0;s=` + sigFiller + `","expiryTime":2}` + "\n")
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(token)
+		_, _ = w.Write(token)
 	})
 	for _, tt := range []struct {
 		name    string
@@ -67,7 +67,7 @@ func BenchmarkRoleTokenServer(b *testing.B) {
 				b.Fatal(err)
 			}
 			srv := &http.Server{Handler: tt.handler}
-			go srv.Serve(ln)
+			go func() { _ = srv.Serve(ln) }()
 			defer srv.Close()
 			url := "http://" + ln.Addr().String() + "/roletoken"
 			tr := &http.Transport{MaxIdleConnsPerHost: 64}
@@ -78,7 +78,7 @@ func BenchmarkRoleTokenServer(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				io.Copy(io.Discard, res.Body)
+				_, _ = io.Copy(io.Discard, res.Body)
 				res.Body.Close()
 				return nil
 			}

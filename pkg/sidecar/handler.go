@@ -149,7 +149,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(r.Method, "GET, HEAD")
 	}
 	w.Header()["Content-Type"] = h.hdrJSON
-	w.Write([]byte(`{"status":"ok"}` + "\n"))
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	return nil
 }
 
@@ -161,6 +161,6 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) error {
 		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "not ready: " + err.Error()}
 	}
 	w.Header()["Content-Type"] = h.hdrJSON
-	w.Write([]byte(`{"status":"ready"}` + "\n"))
+	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	return nil
 }

@@ -138,6 +138,6 @@ func (h *handler) serveMetrics(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	w.Write(body)
+	_, _ = w.Write(body)
 	return nil
 }

@@ -145,7 +145,7 @@ func TestHeaderSizeBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 		// Written whole before reading: the sidecar answers once it has
 		// read past its limit, and the kernel buffers the rest.
 		go fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAthenz-Domain: prov\r\nX-Big: %s\r\n\r\n", tt.target, big)

@@ -129,7 +129,7 @@ func TestGracefulShutdown(t *testing.T) {
 	upstream := echoServerFunc(t, func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		<-release
-		w.Write([]byte("done"))
+		_, _ = w.Write([]byte("done"))
 	})
 	env, _ := keyFileEnv(t, zts)
 	cfg, err := ConfigFromEnv(env)
@@ -237,7 +237,7 @@ func echoServerFunc(t *testing.T, h http.HandlerFunc) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 )
 
@@ -32,13 +31,10 @@ func Build(ctx context.Context, root, dir string) (Binaries, error) {
 	return b, nil
 }
 
-// goTool is the go command: the one of the running toolchain when it is
-// there (go test and go run set GOROOT's), else the one on PATH.
+// goTool is the go command. Under go test it is the running toolchain's:
+// go test puts its GOROOT/bin first on the PATH of the tests (Go 1.19 and
+// later); elsewhere it is the one on PATH, as make and go run find it.
 func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
 	return "go"
 }
 

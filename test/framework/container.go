@@ -150,7 +150,7 @@ func ResolveContainer(pod *corev1.Pod, name string, m Mapping) (*Command, error)
 	}
 	for i, a := range c.Args {
 		a = expand(a, vars)
-		to := a
+		var to string
 		if flag, val, ok := strings.Cut(a, "="); ok && strings.HasPrefix(flag, "-") {
 			to = flag + "=" + mapper.value(val)
 		} else {

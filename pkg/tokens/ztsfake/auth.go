@@ -82,13 +82,13 @@ type ntoken struct {
 func parseNToken(raw string) (*ntoken, error) {
 	unsigned, sig, ok := strings.Cut(raw, ";s=")
 	if !ok || sig == "" {
-		return nil, errors.New("N-token has no signature (s=)")
+		return nil, errors.New("the N-token has no signature (s=)")
 	}
 	t := &ntoken{unsigned: unsigned, signature: sig}
 	for field := range strings.SplitSeq(unsigned, ";") {
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
-			return nil, fmt.Errorf("N-token field %q is not key=value", field)
+			return nil, fmt.Errorf("the N-token field %q is not key=value", field)
 		}
 		switch k {
 		case "v":
@@ -108,7 +108,7 @@ func parseNToken(raw string) (*ntoken, error) {
 		case "t", "e":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("N-token field %s=%q is not a unix time", k, v)
+				return nil, fmt.Errorf("the N-token field %s=%q is not a unix time", k, v)
 			}
 			if k == "t" {
 				t.issued = time.Unix(n, 0)
@@ -119,19 +119,19 @@ func parseNToken(raw string) (*ntoken, error) {
 	}
 	switch {
 	case !strings.HasPrefix(t.version, "S"):
-		return nil, fmt.Errorf("N-token version %q is not a service token (S1)", t.version)
+		return nil, fmt.Errorf("the N-token's version %q is not a service token's (S1)", t.version)
 	case t.domain == "" || t.name == "":
-		return nil, errors.New("N-token has no domain (d=) or name (n=)")
+		return nil, errors.New("the N-token has no domain (d=) or name (n=)")
 	case t.keyVersion == "":
-		return nil, errors.New("N-token has no key version (k=)")
+		return nil, errors.New("the N-token has no key version (k=)")
 	case t.issued.IsZero() || t.expires.IsZero():
-		return nil, errors.New("N-token has no issue (t=) or expiry (e=) time")
+		return nil, errors.New("the N-token has no issue (t=) or expiry (e=) time")
 	}
 	if err := tokens.ValidateDomain(t.domain); err != nil {
-		return nil, fmt.Errorf("N-token domain: %w", err)
+		return nil, fmt.Errorf("the N-token domain: %w", err)
 	}
 	if err := tokens.ValidateSimpleName(t.name); err != nil {
-		return nil, fmt.Errorf("N-token name: %w", err)
+		return nil, fmt.Errorf("the N-token name: %w", err)
 	}
 	return t, nil
 }
@@ -147,10 +147,10 @@ func (s *Server) verifyNToken(raw string) (*ntoken, error) {
 	}
 	now := s.now()
 	if !now.Before(t.expires) {
-		return nil, fmt.Errorf("N-token for %s.%s expired at %s", t.domain, t.name, t.expires.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("the N-token for %s.%s expired at %s", t.domain, t.name, t.expires.UTC().Format(time.RFC3339))
 	}
 	if t.issued.After(now.Add(ntokenClockSkew)) {
-		return nil, fmt.Errorf("N-token for %s.%s is issued in the future (%s)", t.domain, t.name, t.issued.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("the N-token for %s.%s is issued in the future (%s)", t.domain, t.name, t.issued.UTC().Format(time.RFC3339))
 	}
 	keyDomain, keyService := t.domain, t.name
 	if t.keyService != "" {
@@ -162,10 +162,10 @@ func (s *Server) verifyNToken(raw string) (*ntoken, error) {
 	}
 	sig, err := tokens.YBase64.DecodeString(t.signature)
 	if err != nil {
-		return nil, fmt.Errorf("N-token signature is not YBase64: %w", err)
+		return nil, fmt.Errorf("the N-token signature is not YBase64: %w", err)
 	}
 	if err := verifySHA256(pub.key, t.unsigned, sig); err != nil {
-		return nil, fmt.Errorf("N-token signature does not verify with key %q of %s.%s", t.keyVersion, keyDomain, keyService)
+		return nil, fmt.Errorf("the N-token signature does not verify with key %q of %s.%s", t.keyVersion, keyDomain, keyService)
 	}
 	return t, nil
 }

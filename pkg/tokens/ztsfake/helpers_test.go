@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -237,7 +238,10 @@ func verifyJWT(t *testing.T, jwks *zts.JWKList, tok string) jwtParts {
 			t.Fatalf("RS256 signature does not verify: %v", err)
 		}
 	case "EC":
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(b64(key.X)), Y: new(big.Int).SetBytes(b64(key.Y))}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), slices.Concat([]byte{4}, b64(key.X), b64(key.Y)))
+		if err != nil {
+			t.Fatalf("JWK EC key: %v", err)
+		}
 		if len(p.sig) != 64 || !ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(p.sig[:32]), new(big.Int).SetBytes(p.sig[32:])) {
 			t.Fatalf("ES256 signature does not verify")
 		}

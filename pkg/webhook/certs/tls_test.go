@@ -42,7 +42,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }),
 		ReadHeaderTimeout: 5 * time.Second,
 		// The handshake meant to fail below would log to stderr.
 		ErrorLog: log.New(io.Discard, "", 0),

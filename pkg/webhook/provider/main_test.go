@@ -131,7 +131,9 @@ func run(m *testing.M) (int, error) {
 	}
 	code := m.Run()
 	cancel()
-	<-cacheDone
+	if err := <-cacheDone; err != nil {
+		return code, fmt.Errorf("informer cache: %w", err)
+	}
 	return code, nil
 }
 

@@ -166,7 +166,11 @@ func measure(ctx context.Context, p placement, s server, concurrency, rounds int
 	if err != nil {
 		return res, err
 	}
-	defer cp.Stop()
+	defer func() {
+		if serr := cp.Stop(); serr != nil && err == nil {
+			err = fmt.Errorf("stopping the control plane: %w", serr)
+		}
+	}()
 	// The default client-side rate limit (20 QPS) would measure itself.
 	cfg := *cp.Config
 	cfg.QPS, cfg.Burst = 10000, 10000
@@ -368,11 +372,15 @@ func startProcess(ctx context.Context, cmd *exec.Cmd, cpus []int, readyURL strin
 	go func() { done <- cmd.Wait() }()
 	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
+		var err error
 		select {
-		case <-done:
+		case err = <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			err = <-done
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "admission: %s exited: %v\n", filepath.Base(cmd.Path), err)
 		}
 	}
 	if err := waitReady(ctx, readyURL, done); err != nil {
