@@ -23,6 +23,8 @@ CACHE_ROOT=${ATHENZ_INJECTOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/athenz-injec
 OUT="$CACHE_ROOT/control-plane-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
 
 log() { echo "build-control-plane: $*" >&2; }
+# shellcheck source=lib/kube-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/kube-tools.sh"
 
 if [[ -x "$OUT/kube-apiserver" && -x "$OUT/kube-controller-manager" && -x "$OUT/etcd" ]]; then
   echo "$OUT"
@@ -32,25 +34,10 @@ fi
 mkdir -p "$CACHE_ROOT"
 work=$(mktemp -d "$CACHE_ROOT/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-staging_minor="v0.${KUBE_VERSION#v1.}"        # v1.37.2 -> v0.37.2
-major_minor=${KUBE_VERSION#v}; major_minor=${major_minor%.*}   # 1.37
 
 # --- kube-apiserver and kube-controller-manager -----------------------------
 log "building kube-apiserver and kube-controller-manager ${KUBE_VERSION} (cold: several minutes)"
-mkdir -p "$work/kube"
-kube_mod=$(cd "$work/kube" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
-{
-  echo "module athenz-injector.local/kubetools"
-  echo
-  echo "go 1.26"
-  echo
-  echo "require k8s.io/kubernetes ${KUBE_VERSION}"
-  echo
-  echo "replace ("
-  sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 '"${staging_minor}"'#p' "$kube_mod"
-  echo ")"
-} >"$work/kube/go.mod"
-ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=${major_minor%%.*} -X k8s.io/component-base/version.gitMinor=${major_minor#*.}"
+ldflags=$(kube_tools_module "$work/kube" "$KUBE_VERSION")
 (
   cd "$work/kube"
   GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@${KUBE_VERSION}" "k8s.io/kubernetes/cmd/kube-controller-manager@${KUBE_VERSION}" >&2

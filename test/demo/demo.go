@@ -20,7 +20,7 @@ import (
 )
 
 func run(ctx context.Context, out *printer, keep bool, binDir string) (err error) {
-	opts := framework.ScenarioOptions{PreferPodPorts: true}
+	opts := framework.ScenarioOptions{PreferPodPorts: true, PlayKubelet: true}
 	if binDir != "" {
 		opts.Binaries = framework.Binaries{Injector: filepath.Join(binDir, "injector"), Sidecar: filepath.Join(binDir, "sidecar")}
 	}

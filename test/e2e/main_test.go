@@ -1,18 +1,93 @@
 package e2e_test
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/athenz-injector/athenz-injector/test/framework"
 )
+
+// cluster is the suite's: one control plane, node, injector and fake ZTS
+// for every test, each in a namespace of its own.
+var cluster *framework.Scenario
+
+// certLifetime is the fake ZTS's certificate lifetime: short, so that
+// every Pod's sidecar rotates its certificate during the suite, and the
+// rotation test sees it.
+const certLifetime = 2 * time.Minute
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	// envtest logs through controller-runtime's logger; the components'
-	// own logs go to files that failures print.
 	ctrl.SetLogger(logr.Discard())
-	os.Exit(m.Run())
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) (code int) {
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "e2e %6.1fs: %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	if os.Getenv(framework.AssetsEnv) == "" {
+		fmt.Fprintln(os.Stderr, framework.ErrNoAssets)
+		return 1
+	}
+	s, err := framework.NewScenario(framework.ScenarioOptions{Logf: logf, CertLifetime: certLifetime})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if code != 0 && !testing.Verbose() {
+			logf("files of the run were in %s", s.Dir)
+		}
+		if err := s.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: stopping the cluster: %v\n", err)
+			code = 1
+		}
+		logf("cluster stopped, host as before")
+	}()
+	if err := setUp(context.Background(), s, logf); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: setting up the cluster: %v\n%s", err, s.Diagnose(context.Background()))
+		return 1
+	}
+	cluster = s
+	return m.Run()
+}
+
+// setUp is the platform team's part of DESIGN.md's user's day: the
+// cluster, ZTS, helm install, the injector ready.
+func setUp(ctx context.Context, s *framework.Scenario, logf func(string, ...any)) error {
+	recordInputs(s.Root)
+	steps := []struct {
+		name string
+		f    func() error
+	}{
+		{"control plane, node, images and helm", func() error { return s.Start(ctx) }},
+		{"fake ZTS", s.StartZTS},
+		{"helm install", func() error {
+			out, err := s.InstallChart(ctx)
+			if err == nil && !strings.Contains(out, "STATUS: deployed") {
+				err = fmt.Errorf("helm install printed no \"STATUS: deployed\":\n%s", out)
+			}
+			return err
+		}},
+		{"injector Deployment ready", func() error { return s.StartInjector(ctx) }},
+		{"profile Ready", func() error { _, err := s.WaitProfileReady(ctx); return err }},
+	}
+	for _, st := range steps {
+		began := time.Now()
+		if err := st.f(); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+		logf("%s: done in %v", st.name, time.Since(began).Round(time.Millisecond))
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,38 +49,71 @@ func (s *Scenario) WaitProfileReady(ctx context.Context) (*v1alpha1.SidecarProfi
 	return &p, nil
 }
 
-// DeployApp creates namespace AppNamespace with the ZTS CA ConfigMap the
-// profile names, ServiceAccount AppName and a Deployment AppName of one
-// replica that does not opt in, and waits for its first Pod.
-func (s *Scenario) DeployApp(ctx context.Context) (*appsv1.Deployment, *corev1.Pod, error) {
-	objs := []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: AppNamespace}},
-		&corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: AppNamespace, Name: ZTSCAConfigMap},
-			Data:       map[string]string{ZTSCAKey: string(s.ZTS.CACertPEM())},
-		},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: AppNamespace, Name: AppName}},
-	}
-	labels := map[string]string{"app": AppName}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: AppNamespace, Name: AppName, Labels: labels},
+// AppDeployment is the app's Deployment, not opted in: one replica of
+// AppImage (`testapp serve`, watching the identity directory) running as
+// AppUID with a read-only root file system, all capabilities dropped, no
+// privilege escalation and no fsGroup, as a restricted Pod Security
+// Standard demands; service account name.
+func AppDeployment(namespace, name string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					ServiceAccountName: AppName,
-					Containers: []corev1.Container{{
-						Name:  AppContainer,
-						Image: AppImage,
-						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-					}},
-				},
+				Spec:       AppPodSpec(name),
 			},
 		},
 	}
-	for _, o := range append(objs, dep) {
+}
+
+// AppPodSpec is the app Pod of AppDeployment, with service account sa.
+func AppPodSpec(sa string) corev1.PodSpec {
+	return corev1.PodSpec{
+		ServiceAccountName:            sa,
+		TerminationGracePeriodSeconds: ptr.To[int64](5),
+		Containers: []corev1.Container{{
+			Name:            AppContainer,
+			Image:           AppImage,
+			ImagePullPolicy: corev1.PullNever,
+			Args:            []string{"--watch-identity=/var/run/athenz"},
+			Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+			ReadinessProbe: &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
+				PeriodSeconds: 1,
+			},
+			SecurityContext: AppSecurityContext(),
+		}},
+	}
+}
+
+// AppSecurityContext runs a container as AppUID, restricted.
+func AppSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsUser:                ptr.To[int64](AppUID),
+		RunAsGroup:               ptr.To[int64](AppUID),
+		RunAsNonRoot:             ptr.To(true),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// DeployApp creates namespace AppNamespace, ServiceAccount AppName and
+// AppDeployment, which does not opt in, and waits for its first Pod.
+// Nothing else is created in the namespace: the ZTS CA reaches it through
+// the injector.
+func (s *Scenario) DeployApp(ctx context.Context) (*appsv1.Deployment, *corev1.Pod, error) {
+	dep := AppDeployment(AppNamespace, AppName)
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: AppNamespace}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: AppNamespace, Name: AppName}},
+		dep,
+	}
+	for _, o := range objs {
 		if err := s.Client.Create(ctx, o); err != nil {
 			return nil, nil, fmt.Errorf("creating %T %s: %w", o, client.ObjectKeyFromObject(o), err)
 		}
@@ -164,7 +198,7 @@ func (s *Scenario) waitPod(ctx context.Context, what string, match func(*corev1.
 }
 
 // RunSidecar runs the injected sidecar container of pod as a local process
-// (Kubelet.Start), with each listen port of its spec on a local port, and
+// (PlayedKubelet.Start), with each listen port of its spec on a local port, and
 // waits for its startup probe. It sets SidecarURL from the app container's
 // ATHENZ_SIDECAR_URL, mapped the same way.
 func (s *Scenario) RunSidecar(ctx context.Context, pod *corev1.Pod) (*Container, time.Duration, error) {
@@ -178,7 +212,7 @@ func (s *Scenario) RunSidecar(ctx context.Context, pod *corev1.Pod) (*Container,
 			return nil, 0, err
 		}
 	}
-	c, err := s.Kubelet.Start(ctx, pod, SidecarContainer, ports)
+	c, err := s.PlayedKubelet.Start(ctx, pod, SidecarContainer, ports)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -201,7 +235,7 @@ func (s *Scenario) RunSidecar(ctx context.Context, pod *corev1.Pod) (*Container,
 
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	took, err := s.Kubelet.WaitStarted(wctx, c)
+	took, err := s.PlayedKubelet.WaitStarted(wctx, c)
 	if err != nil {
 		return c, 0, fmt.Errorf("%w\nZTS instance registrations: %d, confirmed by the provider callback: %d",
 			err, s.ZTS.Calls(ztsfake.EndpointInstanceRegister), s.Confirmed())
@@ -229,4 +263,17 @@ func ListenPorts(c *corev1.Container) []int32 {
 	}
 	slices.Sort(ports)
 	return slices.Compact(ports)
+}
+
+// portFor returns the local address for a container port: the same port
+// when PreferPodPorts is set and it is free, else a free port.
+func (s *Scenario) portFor(port int32) (string, error) {
+	if s.opts.PreferPodPorts {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr, nil
+		}
+	}
+	return FreeAddr()
 }

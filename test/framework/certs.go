@@ -12,20 +12,24 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
-// TestCA is a throwaway CA for the serving certificates of an injector
-// that runs outside the cluster: the webhooks' (the chart's manual
-// certificate mode with webhook.url) and the provider callback's.
+// TestCA is a throwaway CA for a run: the cluster's (API server serving
+// and client certificates, the kubelet's) and the serving certificates of
+// an injector that runs outside the cluster (the webhooks' in the chart's
+// manual certificate mode, the provider callback's).
 type TestCA struct {
-	// PEM is the CA certificate: the webhooks' caBundle.
+	// PEM is the CA certificate.
 	PEM []byte
-	// File is PEM in a file, for helm --set-file.
+	// File is PEM in a file (for --client-ca-file, helm --set-file).
 	File string
 
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+
+	mu     sync.Mutex
 	serial int64
 }
 
@@ -76,38 +80,79 @@ func (ca *TestCA) Pool() *x509.CertPool {
 	return p
 }
 
-// IssueServing issues a serving certificate with common name cn for the
-// IP address ip, valid for a day, and writes tls.crt and tls.key to dir
-// (the layout of --cert-dir and of a kubernetes.io/tls Secret).
-func (ca *TestCA) IssueServing(dir, cn string, ip net.IP) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
+// CertRequest says what certificate Issue makes.
+type CertRequest struct {
+	CommonName    string
+	Organizations []string // groups, for a Kubernetes client certificate
+	DNSNames      []string
+	IPs           []net.IP
+	Server        bool // server authentication (else client)
+}
+
+// KeyPair is a certificate and its key, PEM.
+type KeyPair struct {
+	CertPEM, KeyPEM []byte
+}
+
+// Issue issues a certificate valid for a day.
+func (ca *TestCA) Issue(r CertRequest) (KeyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return KeyPair{}, err
 	}
+	ca.mu.Lock()
 	ca.serial++
+	serial := ca.serial
+	ca.mu.Unlock()
 	now := time.Now()
+	usage := x509.ExtKeyUsageClientAuth
+	if r.Server {
+		usage = x509.ExtKeyUsageServerAuth
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial),
-		Subject:      pkix.Name{CommonName: cn},
-		IPAddresses:  []net.IP{ip},
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: r.CommonName, Organization: r.Organizations},
+		DNSNames:     r.DNSNames,
+		IPAddresses:  r.IPs,
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return fmt.Errorf("issuing a serving certificate for %s: %w", cn, err)
+		return KeyPair{}, fmt.Errorf("issuing a certificate for %s: %w", r.CommonName, err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
+		return KeyPair{}, err
+	}
+	return KeyPair{
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}, nil
+}
+
+// Write writes the pair to dir/tls.crt and dir/tls.key (the layout of
+// --cert-dir and of a kubernetes.io/tls Secret) and returns their paths.
+func (kp KeyPair) Write(dir string) (certFile, keyFile string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(keyFile, kp.KeyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, os.WriteFile(certFile, kp.CertPEM, 0o600)
+}
+
+// IssueServing issues a serving certificate with common name cn for the
+// IP address ip and writes it to dir (KeyPair.Write).
+func (ca *TestCA) IssueServing(dir, cn string, ip net.IP) error {
+	kp, err := ca.Issue(CertRequest{CommonName: cn, IPs: []net.IP{ip}, Server: true})
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_, _, err = kp.Write(dir)
+	return err
 }

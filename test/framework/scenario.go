@@ -12,14 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
-
 	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
 )
 
@@ -37,7 +37,9 @@ const (
 	// label app=<AppName>.
 	AppName      = "web"
 	AppContainer = "app"
-	AppImage     = "registry.example.com/sports/web:1.0"
+	// AppUID is the app container's user and group: not the sidecar's
+	// (65532), not root.
+	AppUID = 1000
 
 	// The Athenz identity of the app: namespace sports is domain sports,
 	// service account web is service web (pkg/tokens naming).
@@ -50,13 +52,15 @@ const (
 	Provider      = "sys.auth.k8s"
 	DNSSuffix     = "athenz.example.com"
 	TokenAudience = "athenz"
-	// ZTSCAConfigMap holds the fake ZTS's CA under ZTSCAKey in AppNamespace.
+	// ZTSCAConfigMap holds the fake ZTS's CA under ZTSCAKey in
+	// ReleaseNamespace: the chart's profile names it, and the injector
+	// copies it into the namespaces it injects into.
 	ZTSCAConfigMap = "athenz-zts-ca"
 	ZTSCAKey       = "ca.pem"
+	// ProviderCertSecret is the provider callback's serving certificate,
+	// whose common name is Provider (ZTS checks it).
+	ProviderCertSecret = "athenz-provider-tls"
 
-	// SidecarImage is the injector's --sidecar-image; the Kubelet runs the
-	// locally built sidecar for it.
-	SidecarImage     = "ghcr.io/athenz-injector/athenz-sidecar:dev"
 	SidecarContainer = "athenz-sidecar"
 
 	AnnotationInject = "athenz.io/inject"
@@ -65,8 +69,8 @@ const (
 
 // ScenarioOptions configure NewScenario.
 type ScenarioOptions struct {
-	// Dir receives every file of the run (logs, kubeconfigs, volumes).
-	// Default: a new temporary directory, removed by Close.
+	// Dir receives every file of the run (logs, kubeconfigs, the node's
+	// state). Default: a new temporary directory, removed by Close.
 	Dir string
 	// Root is the repository. Default: webhooktest.RepoRoot().
 	Root string
@@ -74,42 +78,54 @@ type ScenarioOptions struct {
 	Assets string
 	// Logf reports progress details. Default: none.
 	Logf func(format string, args ...any)
-	// Binaries are the injector and sidecar to run. Default: Start builds
-	// them with Build.
+	// PlayKubelet runs no node: the control plane and the injector run on
+	// 127.0.0.1 as local processes, and RunSidecar plays the kubelet for
+	// the sidecar container (the demo, where the machine cannot run a
+	// node). Default false: a real node (containerd, kubelet, kube-proxy,
+	// kube-scheduler), the injector in the cluster as the chart installs it.
+	PlayKubelet bool
+	// Binaries are the injector and sidecar to run when PlayKubelet is
+	// set. Default: Start builds them.
 	Binaries Binaries
-	// PreferPodPorts runs the sidecar on its Pod ports (8081, 8082) when
-	// they are free here, so that commands look as in a Pod; else on free
-	// ports. Default: always free ports.
+	// PreferPodPorts (PlayKubelet) runs the sidecar on its Pod ports (8081,
+	// 8082) when they are free here, so that commands look as in a Pod.
 	PreferPodPorts bool
+	// CertLifetime is the fake ZTS's certificate lifetime (default and
+	// maximum). Default ztsfake's.
+	CertLifetime time.Duration
 }
 
 // Scenario is the whole product on one machine. Its steps, in order:
-// Start, StartZTS, InstallChart, StartInjector, WaitProfileReady,
-// DeployApp, Annotate, WaitInjectedPod, RunSidecar. Close stops
-// everything. A Scenario is not safe for concurrent use.
+// Start, StartZTS, InstallChart, StartInjector, WaitProfileReady, then the
+// app's: DeployApp, Annotate, WaitInjectedPod (and RunSidecar with
+// PlayKubelet). Close stops everything. A Scenario is not safe for
+// concurrent use, but for the methods that say so.
 type Scenario struct {
 	Root, Dir string
 
+	Host   *Host // nil with PlayKubelet
 	CP     *ControlPlane
+	Node   *Node         // nil with PlayKubelet
 	Client client.Client // admin, with the athenz.io types
+	Images Images
 	Bin    Binaries
 	Helm   *Helm
 	ZTS    *ztsfake.Server
-	// CA signs the serving certificates of the webhooks (WebhookCertDir)
-	// and of the provider callback (ProviderCertDir).
-	CA              *TestCA
-	WebhookCertDir  string
-	ProviderCertDir string
+	// CA is the control plane's: it signs the provider callback's
+	// certificate and the test servers' the Pods call.
+	CA *TestCA
 	// ProviderURL is the injector's identity provider callback, which the
 	// fake ZTS asks to confirm each instance.
 	ProviderURL string
-	Injector    *Injector
-	Kubelet     *Kubelet
-	Sidecar     *Container
-	// SidecarURL is the sidecar's token API, as the app container's
-	// ATHENZ_SIDECAR_URL names it, with the local port.
+	// Injector is the injector process (PlayKubelet).
+	Injector *Injector
+	// PlayedKubelet and Sidecar (PlayKubelet) run the sidecar container.
+	PlayedKubelet *PlayedKubelet
+	Sidecar       *Container
+	// SidecarURL (PlayKubelet) is the sidecar's token API, as the app
+	// container's ATHENZ_SIDECAR_URL names it, with the local port.
 	SidecarURL string
-	// HealthURL is the sidecar's health listener.
+	// HealthURL (PlayKubelet) is the sidecar's health listener.
 	HealthURL string
 
 	// HelmCommand and ValuesFile are the helm install that InstallChart ran.
@@ -120,7 +136,9 @@ type Scenario struct {
 	removeDir    bool
 	webhookPort  int
 	providerAddr string
+	providerURL  atomic.Value // string: set once the provider's Service exists
 	confirmed    atomic.Int64
+	refused      sync.Map // domain -> true: the provider is asked nothing, ZTS refuses
 	cleanups     []func() error
 }
 
@@ -135,7 +153,7 @@ func NewScenario(o ScenarioOptions) (*Scenario, error) {
 		s.Root = root
 	}
 	if s.Dir == "" {
-		dir, err := os.MkdirTemp("", "athenz-injector-demo-")
+		dir, err := os.MkdirTemp("", "athenz-injector-")
 		if err != nil {
 			return nil, err
 		}
@@ -147,12 +165,16 @@ func NewScenario(o ScenarioOptions) (*Scenario, error) {
 	return s, nil
 }
 
+// RealNode reports whether the scenario runs a node.
+func (s *Scenario) RealNode() bool { return !s.opts.PlayKubelet }
+
 func (s *Scenario) logf(format string, args ...any) { s.opts.Logf(format, args...) }
 
 func (s *Scenario) onClose(f func() error) { s.cleanups = append(s.cleanups, f) }
 
 // Close stops everything that was started, the last first, and removes the
-// directory NewScenario created.
+// directory NewScenario created. With a node, its last step checks that
+// the host is as it was (Host.Close).
 func (s *Scenario) Close() error {
 	var errs []error
 	for i := len(s.cleanups) - 1; i >= 0; i-- {
@@ -169,27 +191,44 @@ func (s *Scenario) Close() error {
 	return errors.Join(errs...)
 }
 
-// Start starts the control plane while it builds the injector and sidecar
-// (unless ScenarioOptions.Binaries names them) and finds Helm
-// (hack/build-helm.sh), all at once.
+// Start starts the control plane while it builds the binaries (and, with
+// a node, the images) and finds Helm, then starts the node.
 func (s *Scenario) Start(ctx context.Context) error {
+	cpOpts := ControlPlaneOptions{Dir: filepath.Join(s.Dir, "cluster"), Assets: s.opts.Assets}
+	if err := os.MkdirAll(cpOpts.Dir, 0o755); err != nil {
+		return err
+	}
+	if s.RealNode() {
+		host, err := AcquireHost(ctx, 15*time.Minute, s.logf)
+		if err != nil {
+			return err
+		}
+		s.Host = host
+		s.onClose(func() error { return host.Close(context.Background()) })
+		cpOpts.Address, cpOpts.ServiceCIDR = HostIP, ServiceCIDR.String()
+	}
 	var wg sync.WaitGroup
 	var buildErr, helmErr error
 	var helmBin string
 	s.Bin = s.opts.Binaries
-	if s.Bin.Injector == "" || s.Bin.Sidecar == "" {
-		wg.Go(func() {
-			bctx, cancel := WithTimeout(ctx, 10*time.Minute, "go build of the injector and sidecar")
-			defer cancel()
-			s.Bin, buildErr = Build(bctx, s.Root, filepath.Join(s.Dir, "bin"))
-		})
-	}
+	wg.Go(func() {
+		bctx, cancel := WithTimeout(ctx, 10*time.Minute, "go build of the injector, the sidecar and the test images")
+		defer cancel()
+		binDir := filepath.Join(s.Dir, "bin")
+		switch {
+		case s.RealNode():
+			s.Images, buildErr = BuildImages(bctx, s.Root, binDir)
+			s.Bin = s.Images.Binaries
+		case s.Bin.Injector == "" || s.Bin.Sidecar == "":
+			s.Bin, buildErr = Build(bctx, s.Root, binDir)
+		}
+	})
 	wg.Go(func() {
 		hctx, cancel := WithTimeout(ctx, 10*time.Minute, "hack/build-helm.sh")
 		defer cancel()
 		helmBin, helmErr = HelmBinary(hctx, s.Root)
 	})
-	cp, cpErr := StartControlPlane(ctx, ControlPlaneOptions{Dir: s.Dir, Assets: s.opts.Assets})
+	cp, cpErr := StartControlPlane(ctx, cpOpts)
 	wg.Wait()
 	if cp != nil {
 		s.CP = cp
@@ -198,7 +237,8 @@ func (s *Scenario) Start(ctx context.Context) error {
 	if err := errors.Join(cpErr, buildErr, helmErr); err != nil {
 		return err
 	}
-	s.logf("kube-apiserver %s, kube-controller-manager pid %d (controllers %v)", cp.APIServerURL(), cp.ControllerManager.Pid(), ControllerManagerControllers)
+	s.CA = cp.CA
+	s.logf("kube-apiserver %s, kube-controller-manager pid %d", cp.APIServerURL(), cp.ControllerManager.Pid())
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -212,23 +252,22 @@ func (s *Scenario) Start(ctx context.Context) error {
 	}
 	s.Client = c
 	s.Helm = NewHelm(helmBin, s.Root, filepath.Join(s.Dir, "helm"), cp.Kubeconfig)
-	s.Kubelet = &Kubelet{Clientset: cp.Clientset, Dir: filepath.Join(s.Dir, "pods"), Images: map[string]string{SidecarImage: s.Bin.Sidecar}}
 
-	// The injector's addresses and certificates: the webhooks' for
-	// 127.0.0.1; the provider callback's also for 127.0.0.1, with the
-	// provider service's name as common name, which ZTS checks.
-	loopback := net.IPv4(127, 0, 0, 1)
-	if s.CA, err = NewTestCA(filepath.Join(s.Dir, "certs")); err != nil {
-		return err
+	if s.RealNode() {
+		node, err := StartNode(ctx, NodeOptions{
+			Dir: filepath.Join(s.Dir, "node"), Root: s.Root, CP: cp,
+			Images: []string{s.Images.Tarball}, SandboxImage: s.Images.Sandbox, Logf: s.logf,
+		})
+		if err != nil {
+			return err
+		}
+		s.Node = node
+		s.onClose(func() error { return node.Stop(context.Background()) })
+		s.logf("node %s Ready: containerd pid %d, kubelet pid %d", node.Name, node.Containerd.Pid(), node.Kubelet.Pid())
+		return nil
 	}
-	s.WebhookCertDir = filepath.Join(s.Dir, "certs", "webhook")
-	s.ProviderCertDir = filepath.Join(s.Dir, "certs", "provider")
-	if err := s.CA.IssueServing(s.WebhookCertDir, "127.0.0.1", loopback); err != nil {
-		return err
-	}
-	if err := s.CA.IssueServing(s.ProviderCertDir, Provider, loopback); err != nil {
-		return err
-	}
+
+	s.PlayedKubelet = &PlayedKubelet{Clientset: cp.Clientset, Dir: filepath.Join(s.Dir, "pods"), Images: map[string]string{SidecarImage: s.Bin.Sidecar}}
 	if s.webhookPort, err = FreePort(); err != nil {
 		return err
 	}
@@ -236,19 +275,33 @@ func (s *Scenario) Start(ctx context.Context) error {
 		return err
 	}
 	s.ProviderURL = "https://" + s.providerAddr
+	s.providerURL.Store(s.ProviderURL)
 	return nil
 }
 
-// StartZTS starts the fake ZTS on 127.0.0.1 with role Role of Domain
-// granted to Domain.Service. Before it signs a certificate it asks the
-// injector's provider callback (ProviderURL, as ZTS asks an HTTP provider:
-// ztsfake.HTTPProvider, checking that the callback's certificate names
-// Provider).
+// StartZTS starts the fake ZTS (on HostIP with a node, where Pods reach
+// it; else on 127.0.0.1) with role Role of Domain granted to
+// Domain.Service. Before it signs a certificate it asks the injector's
+// provider callback (as ZTS asks an HTTP provider: ztsfake.HTTPProvider,
+// checking that the callback's certificate names Provider), unless
+// RefuseDomain refused the domain.
 func (s *Scenario) StartZTS() error {
-	attest := ztsfake.HTTPProvider(s.ProviderURL, ztsfake.HTTPProviderClient(Provider, s.CA.Pool()))
+	addr := ztsfake.DefaultAddr
+	if s.RealNode() {
+		addr = net.JoinHostPort(HostIP.String(), "0")
+	}
 	zts, err := ztsfake.Start(ztsfake.Options{
+		Addr:         addr,
+		CertLifetime: s.opts.CertLifetime,
 		Attest: func(ctx context.Context, c ztsfake.InstanceConfirmation) (map[string]string, error) {
-			attrs, err := attest(ctx, c)
+			if _, refused := s.refused.Load(c.Domain); refused {
+				return nil, fmt.Errorf("instance of domain %s refused: the domain does not authorize provider %s", c.Domain, Provider)
+			}
+			url, _ := s.providerURL.Load().(string)
+			if url == "" {
+				return nil, errors.New("the provider service is not installed yet")
+			}
+			attrs, err := ztsfake.HTTPProvider(url, ztsfake.HTTPProviderClient(Provider, s.CA.Pool()))(ctx, c)
 			if err == nil {
 				s.confirmed.Add(1)
 			}
@@ -264,17 +317,62 @@ func (s *Scenario) StartZTS() error {
 	return nil
 }
 
+// RefuseDomain makes the fake ZTS refuse every certificate for domain, as
+// a real ZTS refuses a domain that does not authorize the provider. Safe
+// for concurrent use.
+func (s *Scenario) RefuseDomain(domain string) { s.refused.Store(domain, true) }
+
 // Confirmed counts the instances (register or refresh) that the provider
 // callback confirmed to the fake ZTS.
 func (s *Scenario) Confirmed() int64 { return s.confirmed.Load() }
 
-// InstallChart writes the chart values and runs helm install: the
-// injector runs outside the cluster (injector.enabled=false, webhook.url on
-// 127.0.0.1), certificates are manual, the provider callback is on (its
-// RBAC), and the chart creates the SidecarProfile pointing at the fake ZTS.
-// It returns helm's output.
+// InstallChart writes the chart values and runs helm install. With a node:
+// the injector runs in the cluster as the chart's Deployment (two
+// replicas, certificates in auto mode), the provider callback on with its
+// own certificate (ProviderCertSecret, created here), and the chart's
+// SidecarProfile points at the fake ZTS and at its CA in ZTSCAConfigMap
+// (created here). With PlayKubelet the webhooks call the injector process
+// on 127.0.0.1 (injector.enabled=false, manual certificates). It returns
+// helm's output.
 func (s *Scenario) InstallChart(ctx context.Context) (string, error) {
-	values := fmt.Sprintf(`# The injector runs outside the cluster, as a local process.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ReleaseNamespace}}
+	ca := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ReleaseNamespace, Name: ZTSCAConfigMap},
+		Data:       map[string]string{ZTSCAKey: string(s.ZTS.CACertPEM())},
+	}
+	objs := []client.Object{ns, ca}
+	var values string
+	if s.RealNode() {
+		kp, err := s.CA.Issue(CertRequest{CommonName: Provider, Server: true})
+		if err != nil {
+			return "", err
+		}
+		objs = append(objs, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ReleaseNamespace, Name: ProviderCertSecret},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM},
+		})
+		values = fmt.Sprintf(`# The injector runs in the cluster, from the image imported into the node.
+image:
+  tag: dev
+  pullPolicy: Never
+sidecar:
+  image:
+    tag: dev
+injector:
+  replicaCount: 2
+  logLevel: debug
+certs:
+  mode: auto
+# The identity provider callback: ZTS asks it to confirm each Pod.
+provider:
+  enabled: true
+  audience: %s
+  name: %s
+  certSecret: %s
+`, TokenAudience, Provider, ProviderCertSecret)
+	} else {
+		values = fmt.Sprintf(`# The injector runs outside the cluster, as a local process.
 injector:
   enabled: false
 webhook:
@@ -285,7 +383,9 @@ certs:
 provider:
   enabled: true
   audience: %s
-# The SidecarProfile "default" in the release namespace: every namespace's.
+`, s.webhookPort, TokenAudience)
+	}
+	values += fmt.Sprintf(`# The SidecarProfile "default" in the release namespace: every namespace's.
 profile:
   create: true
   zts:
@@ -297,29 +397,45 @@ profile:
     provider: %s
     dnsSuffix: %s
     tokenAudience: %s
+  sidecar:
+    imagePullPolicy: IfNotPresent
   prefetch: [%q]
-`, s.webhookPort, TokenAudience, s.ZTS.URL(), ZTSCAConfigMap, ZTSCAKey, Provider, DNSSuffix, TokenAudience, Prefetch)
+`, s.ZTS.URL(), ZTSCAConfigMap, ZTSCAKey, Provider, DNSSuffix, TokenAudience, Prefetch)
+	for _, o := range objs {
+		if err := s.Client.Create(ctx, o); err != nil {
+			return "", fmt.Errorf("creating %T %s: %w", o, client.ObjectKeyFromObject(o), err)
+		}
+	}
 	s.ValuesFile = filepath.Join(s.Dir, "values.yaml")
 	if err := os.WriteFile(s.ValuesFile, []byte(values), 0o644); err != nil {
 		return "", err
 	}
-	s.HelmCommand = []string{"install", ReleaseName, ChartPath, "--namespace", ReleaseNamespace, "--create-namespace",
-		"-f", s.ValuesFile, "--set-file", "certs.manual.caBundle=" + s.CA.File}
+	s.HelmCommand = []string{"install", ReleaseName, ChartPath, "--namespace", ReleaseNamespace, "-f", s.ValuesFile}
+	if !s.RealNode() {
+		s.HelmCommand = append(s.HelmCommand, "--set-file", "certs.manual.caBundle="+s.CA.File)
+	}
 	ctx, cancel := WithTimeout(ctx, 90*time.Second, "helm install")
 	defer cancel()
-	out, err := s.Helm.Run(ctx, s.HelmCommand...)
-	if err != nil {
-		return out, err
-	}
-	return out, nil
+	return s.Helm.Run(ctx, s.HelmCommand...)
 }
 
-// StartInjector starts the injector as the chart's ServiceAccount (so the
-// chart's RBAC is what it gets) and waits until it is ready.
+// StartInjector makes the injector ready. With a node it waits until the
+// chart's Deployment has all its replicas ready and points the fake ZTS at
+// the provider callback's Service. With PlayKubelet it starts the injector
+// process as the chart's ServiceAccount (so the chart's RBAC is what it
+// gets).
 func (s *Scenario) StartInjector(ctx context.Context) error {
+	if s.RealNode() {
+		return s.waitInjectorDeployment(ctx)
+	}
+	if err := s.CA.IssueServing(filepath.Join(s.Dir, "certs", "webhook"), "127.0.0.1", net.IPv4(127, 0, 0, 1)); err != nil {
+		return err
+	}
+	if err := s.CA.IssueServing(filepath.Join(s.Dir, "certs", "provider"), Provider, net.IPv4(127, 0, 0, 1)); err != nil {
+		return err
+	}
 	user := "system:serviceaccount:" + ReleaseNamespace + ":" + ReleaseName
-	kubeconfig, _, err := s.CP.AddUser("injector", envtest.User{Name: user,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ReleaseNamespace}})
+	kubeconfig, _, err := s.CP.AddUser("injector", user, "system:serviceaccounts", "system:serviceaccounts:"+ReleaseNamespace)
 	if err != nil {
 		return err
 	}
@@ -327,7 +443,7 @@ func (s *Scenario) StartInjector(ctx context.Context) error {
 		Binary:      s.Bin.Injector,
 		Kubeconfig:  kubeconfig,
 		Namespace:   ReleaseNamespace,
-		CertDir:     s.WebhookCertDir,
+		CertDir:     filepath.Join(s.Dir, "certs", "webhook"),
 		WebhookPort: s.webhookPort,
 		Dir:         s.Dir,
 		Args: []string{
@@ -335,7 +451,7 @@ func (s *Scenario) StartInjector(ctx context.Context) error {
 			"--provider-bind-address=" + s.providerAddr,
 			"--provider-audience=" + TokenAudience,
 			"--provider-name=" + Provider,
-			"--provider-cert-dir=" + s.ProviderCertDir,
+			"--provider-cert-dir=" + filepath.Join(s.Dir, "certs", "provider"),
 		},
 	})
 	if err != nil {
@@ -347,15 +463,23 @@ func (s *Scenario) StartInjector(ctx context.Context) error {
 	return nil
 }
 
-// portFor returns the local address for a container port: the same port
-// when PreferPodPorts is set and it is free, else a free port.
-func (s *Scenario) portFor(port int32) (string, error) {
-	if s.opts.PreferPodPorts {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr, nil
-		}
+// ProviderServiceName is the chart's Service of the provider callback.
+const ProviderServiceName = ReleaseName + "-provider"
+
+func (s *Scenario) waitInjectorDeployment(ctx context.Context) error {
+	if err := s.WaitDeploymentReady(ctx, ReleaseNamespace, ReleaseName, 2*time.Minute); err != nil {
+		return err
 	}
-	return FreeAddr()
+	var svc corev1.Service
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: ReleaseNamespace, Name: ProviderServiceName}, &svc); err != nil {
+		return fmt.Errorf("the provider callback's Service: %w", err)
+	}
+	var port int32
+	for _, p := range svc.Spec.Ports {
+		port = p.Port
+	}
+	s.ProviderURL = "https://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(port)))
+	s.providerURL.Store(s.ProviderURL)
+	s.logf("injector Deployment ready; provider callback at %s", s.ProviderURL)
+	return nil
 }

@@ -19,13 +19,13 @@ import (
 // whose volume names none, as in Kubernetes.
 const DefaultTokenSeconds = 3600
 
-// Kubelet stands in for the kubelet of one node, for the parts the flow
+// PlayedKubelet stands in for the kubelet of one node, for the parts the flow
 // needs: it gives a Pod an IP, fills the volumes a container mounts, runs
 // the container as a local process (ResolveContainer) and polls its
 // startup probe. There is no container runtime: the container's image must
 // have a local executable (Images), and its security context is not
 // applied.
-type Kubelet struct {
+type PlayedKubelet struct {
 	// Clientset reads ConfigMaps and Secrets, mints service account tokens
 	// and updates Pod status. Required.
 	Clientset kubernetes.Interface
@@ -71,7 +71,7 @@ type Token struct {
 // hostIP), as the kubelet does once the Pod's sandbox runs, and returns
 // the updated Pod. The Pod is first bound to node "local" (as a
 // scheduler would: there is none) if it is not bound yet.
-func (k *Kubelet) SetPodIP(ctx context.Context, pod *corev1.Pod, ip string) (*corev1.Pod, error) {
+func (k *PlayedKubelet) SetPodIP(ctx context.Context, pod *corev1.Pod, ip string) (*corev1.Pod, error) {
 	pods := k.Clientset.CoreV1().Pods(pod.Namespace)
 	if pod.Spec.NodeName == "" {
 		b := &corev1.Binding{
@@ -100,7 +100,7 @@ func (k *Kubelet) SetPodIP(ctx context.Context, pod *corev1.Pod, ip string) (*co
 // Start runs container name of pod: it sets the Pod's IP, fills the
 // volumes the container mounts, and starts the resolved command with ports
 // (container port -> local address) applied. Wait for it with WaitStarted.
-func (k *Kubelet) Start(ctx context.Context, pod *corev1.Pod, name string, ports map[int32]string) (*Container, error) {
+func (k *PlayedKubelet) Start(ctx context.Context, pod *corev1.Pod, name string, ports map[int32]string) (*Container, error) {
 	ip := k.PodIP
 	if ip == "" {
 		ip = "127.0.0.1"
@@ -137,7 +137,7 @@ func (k *Kubelet) Start(ctx context.Context, pod *corev1.Pod, name string, ports
 // WaitStarted polls the container's startup probe (its readiness probe if
 // it has none) until it answers 200, the process exits, or ctx ends; the
 // error then carries the last answer and the end of the container's log.
-func (k *Kubelet) WaitStarted(ctx context.Context, c *Container) (time.Duration, error) {
+func (k *PlayedKubelet) WaitStarted(ctx context.Context, c *Container) (time.Duration, error) {
 	probe := c.Spec.StartupProbe
 	if probe == nil {
 		probe = c.Spec.ReadinessProbe
@@ -165,7 +165,7 @@ func (k *Kubelet) WaitStarted(ctx context.Context, c *Container) (time.Duration,
 
 // prepareVolumes fills a directory under root for each volume that c
 // mounts and returns volume name -> directory.
-func (k *Kubelet) prepareVolumes(ctx context.Context, pod *corev1.Pod, c *corev1.Container, root string) (map[string]string, []Token, error) {
+func (k *PlayedKubelet) prepareVolumes(ctx context.Context, pod *corev1.Pod, c *corev1.Container, root string) (map[string]string, []Token, error) {
 	dirs := map[string]string{}
 	var tokens []Token
 	for _, vm := range c.VolumeMounts {
@@ -225,7 +225,7 @@ func (k *Kubelet) prepareVolumes(ctx context.Context, pod *corev1.Pod, c *corev1
 // writeToken mints a token for the Pod's service account with the
 // TokenRequest API, bound to the Pod, as the kubelet does for a projected
 // serviceAccountToken source, and writes it to path.
-func (k *Kubelet) writeToken(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection, path string) (Token, error) {
+func (k *PlayedKubelet) writeToken(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection, path string) (Token, error) {
 	exp := int64(DefaultTokenSeconds)
 	if src.ExpirationSeconds != nil {
 		exp = *src.ExpirationSeconds
@@ -258,7 +258,7 @@ func (k *Kubelet) writeToken(ctx context.Context, pod *corev1.Pod, src *corev1.S
 	}, nil
 }
 
-func (k *Kubelet) writeConfigMap(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, dir string) error {
+func (k *PlayedKubelet) writeConfigMap(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, dir string) error {
 	cm, err := k.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if optional != nil && *optional {
@@ -276,7 +276,7 @@ func (k *Kubelet) writeConfigMap(ctx context.Context, ns, name string, items []c
 	return writeItems("ConfigMap "+ns+"/"+name, data, items, dir)
 }
 
-func (k *Kubelet) writeSecret(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, dir string) error {
+func (k *PlayedKubelet) writeSecret(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, dir string) error {
 	s, err := k.Clientset.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if optional != nil && *optional {
