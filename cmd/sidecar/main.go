@@ -21,7 +21,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Environ(), os.Stderr, sidecar.Run)
+	var code int
+	if len(os.Args) == 2 && os.Args[1] == "probe" {
+		code = probe(ctx, os.Environ(), os.Stdout)
+	} else {
+		code = run(ctx, os.Args[1:], os.Environ(), os.Stderr, sidecar.Run)
+	}
 	stop()
 	os.Exit(code)
 }

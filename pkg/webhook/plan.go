@@ -16,6 +16,7 @@ type plan struct {
 	domain  string
 	service string
 	socket  bool // hostNetwork: the token API is served on a Unix socket only
+	fsGroup bool // the Pod sets an fsGroup, which the app containers share
 }
 
 // newPlan validates the Pod's annotations and the profile and resolves the
@@ -34,6 +35,7 @@ func newPlan(pod *corev1.Pod, profile *v1alpha1.SidecarProfile, s Settings) (*pl
 		return nil, err
 	}
 	p := &plan{config: c}
+	p.fsGroup = pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil
 
 	if o.prefetch != nil {
 		p.prefetch = *o.prefetch

@@ -39,9 +39,13 @@ func defaultResources() corev1.ResourceRequirements {
 // config is a SidecarProfile with its defaults filled in and its values
 // checked, ready to be combined with one Pod's annotations.
 type config struct {
-	profile     string // namespace/name, for status and messages
-	ztsURL      string
-	ca          *v1alpha1.CABundle
+	profile string // namespace/name, for status and messages
+	ztsURL  string
+	ca      *v1alpha1.CABundle
+	// caCopy: the profile is cluster-wide (in the injector's namespace),
+	// so Pods mount the injector's copy of its CA bundle, caCopyName.
+	caCopy      bool
+	caCopyName  string
 	mode        v1alpha1.IdentityMode
 	provider    string
 	dnsSuffix   string
@@ -79,6 +83,8 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 		profile:     p.Namespace + "/" + p.Name,
 		ztsURL:      spec.ZTS.URL,
 		ca:          spec.ZTS.CA,
+		caCopy:      spec.ZTS.CA != nil && s.Namespace != "" && p.Namespace == s.Namespace,
+		caCopyName:  ZTSCACopyName(p.Name),
 		mode:        spec.Identity.Mode,
 		provider:    spec.Identity.Provider,
 		dnsSuffix:   spec.Identity.DNSSuffix,

@@ -63,6 +63,14 @@ const (
 	EnvCAFile     = "ATHENZ_CA_FILE"
 )
 
+// identityKeyModeNoFSGroup is the key file's mode in a Pod without an
+// fsGroup; with one, the sidecar's default (0640, the fsGroup may read).
+const identityKeyModeNoFSGroup = "0644"
+
+// sidecarBinary is the sidecar image's entrypoint (Dockerfile.sidecar),
+// which the startup probe runs.
+const sidecarBinary = "/sidecar"
+
 // listenOff is ATHENZ_LISTEN for hostNetwork Pods: no TCP listener for the
 // token API, which would be on the node's loopback.
 const listenOff = "off"
@@ -111,7 +119,14 @@ func (p *plan) volumes() []corev1.Volume {
 	if p.ca != nil {
 		items := func(key string) []corev1.KeyToPath { return []corev1.KeyToPath{{Key: key, Path: ztsCAFile}} }
 		v := corev1.Volume{Name: VolumeZTSCA}
-		if cm := p.ca.ConfigMap; cm != nil {
+		if p.caCopy {
+			// A cluster-wide profile: the injector's copy in the Pod's
+			// namespace (ZTSCAReconciler).
+			v.ConfigMap = &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: p.caCopyName},
+				Items:                items(ZTSCACopyKey),
+			}
+		} else if cm := p.ca.ConfigMap; cm != nil {
 			v.ConfigMap = &corev1.ConfigMapVolumeSource{
 				LocalObjectReference: corev1.LocalObjectReference{Name: cm.Name},
 				Items:                items(cm.Key),
@@ -194,6 +209,13 @@ func (p *plan) sidecarEnv() []corev1.EnvVar {
 		add("ATHENZ_KEY_FILE", certDir+"/"+certKeyFile)
 	}
 	add("ATHENZ_IDENTITY_DIR", IdentityDir)
+	if !p.fsGroup {
+		// Without an fsGroup the app containers share no group with the
+		// sidecar, and may run as any user: the key must be readable by
+		// all. The identity volume is the Pod's own emptyDir, which no
+		// other Pod sees (docs/design/2026-12-02-identity-file-modes.md).
+		add("ATHENZ_IDENTITY_KEY_MODE", identityKeyModeNoFSGroup)
+	}
 	if p.socket {
 		add("ATHENZ_LISTEN", listenOff)
 	} else {
@@ -232,6 +254,9 @@ func (p *plan) sidecar(init bool) corev1.Container {
 		Env:             p.sidecarEnv(),
 		Resources:       p.resources,
 		VolumeMounts:    p.sidecarMounts(),
+		// A sidecar that cannot get the identity exits (--mode=init) or
+		// logs why: kubectl describe shows the last lines.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
@@ -249,10 +274,23 @@ func (p *plan) sidecar(init bool) corev1.Container {
 	}
 	c.Ports = []corev1.ContainerPort{{Name: "athenz-health", ContainerPort: p.healthPort, Protocol: corev1.ProtocolTCP}}
 	health := intstr.FromInt32(p.healthPort)
+	// The startup probe runs the sidecar's own probe command in the
+	// container: it asks /readyz on loopback, where the sidecar says why it
+	// is not ready, and prints that, so the kubelet's "Startup probe failed"
+	// Event tells the user the reason (an HTTP probe's Event has only the
+	// status code, and /readyz tells other addresses no more).
 	c.StartupProbe = &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: health}},
+		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{sidecarBinary, "probe"}}},
 		PeriodSeconds:    1,
+		TimeoutSeconds:   2,
 		FailureThreshold: 300,
+	}
+	// Readiness: every credential the Pod was configured for is valid
+	// now. A Pod whose identity expired leaves its Services' endpoints.
+	c.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: health}},
+		PeriodSeconds:    5,
+		FailureThreshold: 2,
 	}
 	c.LivenessProbe = &corev1.Probe{
 		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: health}},

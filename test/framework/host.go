@@ -30,6 +30,7 @@ type Host struct {
 	before  *HostState
 	network *Network
 	lock    *os.File
+	dir     string
 	logf    func(string, ...any)
 }
 
@@ -57,15 +58,15 @@ func CheckNodeHost() error {
 
 // AcquireHost checks the machine, takes the machine-wide lock (waiting up
 // to timeout for another node to finish), records the host's state and
-// sets up the network.
-func AcquireHost(ctx context.Context, timeout time.Duration, logf func(string, ...any)) (_ *Host, err error) {
+// sets up the network. dir is the run's directory (HostState).
+func AcquireHost(ctx context.Context, dir string, timeout time.Duration, logf func(string, ...any)) (_ *Host, err error) {
 	if err := CheckNodeHost(); err != nil {
 		return nil, err
 	}
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	h := &Host{logf: logf}
+	h := &Host{logf: logf, dir: dir}
 	if err := os.MkdirAll("/run/lock", 0o755); err != nil {
 		return nil, err
 	}
@@ -102,7 +103,7 @@ func AcquireHost(ctx context.Context, timeout time.Duration, logf func(string, .
 	if err := restoreStaleHost(); err != nil {
 		return nil, err
 	}
-	if h.before, err = TakeHostState(); err != nil {
+	if h.before, err = TakeHostState(dir); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(h.before)
@@ -138,7 +139,7 @@ func (h *Host) Close(ctx context.Context) error {
 		if len(restored) > 0 {
 			h.logf("restored sysctls: %s", strings.Join(restored, ", "))
 		}
-		after, err := TakeHostState()
+		after, err := TakeHostState(h.dir)
 		if err != nil {
 			errs = append(errs, err)
 		} else if d := after.Diff(h.before); len(d) > 0 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -33,11 +34,11 @@ var volatileSysctls = []string{
 	"kernel/pty/nr", "fs/aio-nr", "net/netfilter/nf_conntrack_count",
 }
 
-// nodeProcesses are the names of the processes a node runs.
-var nodeProcesses = []string{"kubelet", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "kube-proxy", "kube-scheduler", "kube-apiserver", "kube-controller", "kube-controller-manager", "etcd", "pause", "sidecar", "injector", "testapp"}
-
-// TakeHostState reads the host's state.
-func TakeHostState() (*HostState, error) {
+// TakeHostState reads the host's state. Processes are those of a run in
+// dir (their command line names a file under it: the control plane, the
+// node, the shims) and those in the node's cgroups (containers), so that
+// other programs on the machine, other tests among them, do not count.
+func TakeHostState(dir string) (*HostState, error) {
 	s := &HostState{}
 	var err error
 	if s.Sysctls, err = readSysctls(); err != nil {
@@ -62,7 +63,7 @@ func TakeHostState() (*HostState, error) {
 			s.NFTables = append(s.NFTables, l)
 		}
 	}
-	s.Processes = processes(nodeProcesses)
+	s.Processes = runProcesses(dir)
 	return s, nil
 }
 
@@ -211,16 +212,21 @@ func commandLines(name string, args ...string) []string {
 	return lines
 }
 
-// processes lists "name(pid)" of the running processes with one of names.
-// Zombies are not running: they have exited and wait for their parent
-// (for a daemon's, this machine's init) to collect their status.
-func processes(names []string) []string {
+// runProcesses lists "name(pid)" of the running processes whose command
+// line names dir or whose cgroup is under the node's cgroup root. Zombies
+// are not running: they have exited and wait for their parent (for a
+// daemon's, this machine's init) to collect their status.
+func runProcesses(dir string) []string {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
+	self := strconv.Itoa(os.Getpid())
 	var ps []string
 	for _, e := range ents {
+		if e.Name() == self {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
@@ -228,12 +234,13 @@ func processes(names []string) []string {
 		// "pid (comm) state ...": comm may hold spaces and parentheses.
 		stat := string(b)
 		open, closing := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
-		if open < 0 || closing < open || len(stat) < closing+3 {
+		if open < 0 || closing < open || len(stat) < closing+3 || stat[closing+2] == 'Z' {
 			continue
 		}
-		comm, state := stat[open+1:closing], stat[closing+2]
-		if state != 'Z' && slices.Contains(names, comm) {
-			ps = append(ps, comm+"("+e.Name()+")")
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cgroups, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		if (dir != "" && bytes.Contains(cmdline, []byte(dir))) || bytes.Contains(cgroups, []byte(":"+cgroupRoot+"/")) {
+			ps = append(ps, stat[open+1:closing]+"("+e.Name()+")")
 		}
 	}
 	return ps

@@ -199,7 +199,7 @@ func (s *Scenario) Start(ctx context.Context) error {
 		return err
 	}
 	if s.RealNode() {
-		host, err := AcquireHost(ctx, 15*time.Minute, s.logf)
+		host, err := AcquireHost(ctx, s.Dir, 15*time.Minute, s.logf)
 		if err != nil {
 			return err
 		}

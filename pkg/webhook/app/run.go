@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -95,7 +96,15 @@ func Run(ctx context.Context, o Options) error {
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			// The provider callback reads Pods; keep only what it checks.
-			ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: provider.TrimPod}},
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: {Transform: provider.TrimPod},
+				// ConfigMaps: the sources of ZTS CA bundles in the
+				// injector's namespace, and elsewhere only the copies.
+				&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{
+					o.Namespace:         {},
+					cache.AllNamespaces: {LabelSelector: labels.SelectorFromSet(labels.Set{webhook.LabelZTSCA: "true"})},
+				}},
+			},
 			// Admission reads only what is cached: never a live call.
 			ReaderFailOnMissingInformer: true,
 		},
@@ -156,6 +165,9 @@ func Run(ctx context.Context, o Options) error {
 
 	if err := (&webhook.ProfileReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SidecarProfile reconciler: %w", err)
+	}
+	if err := (&webhook.ZTSCAReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Namespace: o.Namespace}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the ZTS CA copies: %w", err)
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

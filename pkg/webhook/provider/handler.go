@@ -74,6 +74,10 @@ type Options struct {
 	// Provider, if set, is the only provider service name confirmed
 	// (--provider-name, e.g. "sys.auth.k8s"). Default: any.
 	Provider string
+	// PodIPWait is how long a confirmation that names an IP waits for a
+	// Pod bound to a node to have its IP in its status (waitPodIP).
+	// Default DefaultPodIPWait; negative: do not wait.
+	PodIPWait time.Duration
 	// Logger logs every decision, never a token. Default: discard.
 	Logger logr.Logger
 	// Now is the clock used to explain why a token was refused. Default:
@@ -105,6 +109,9 @@ func NewHandler(o Options) (*Handler, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.PodIPWait == 0 {
+		o.PodIPWait = DefaultPodIPWait
 	}
 	log := o.Logger
 	if log.GetSink() == nil {

@@ -74,6 +74,7 @@ func (h *Handler) confirm(ctx context.Context, c *InstanceConfirmation) (*corev1
 	if err := checkInstanceID(c, attrs, pod); err != nil {
 		return pod, err
 	}
+	pod = h.waitPodIP(ctx, pod, attrs)
 	if err := checkSANs(c, attrs, pod, id); err != nil {
 		return pod, err
 	}

@@ -1,0 +1,170 @@
+package e2e_test
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/athenz-injector/athenz-injector/test/framework"
+)
+
+// appCurl calls from inside a container of a Pod with the app image's
+// curl, through `kubectl exec`: what an app sees.
+type appCurl struct {
+	ns, pod, container string
+}
+
+func inApp(pod *corev1.Pod) appCurl {
+	return appCurl{ns: pod.Namespace, pod: pod.Name, container: framework.AppContainer}
+}
+
+// do runs curl with args (the URL last) and returns the HTTP status and
+// the body; it fails the test if curl itself fails.
+func (c appCurl) do(t *testing.T, args ...string) (int, []byte) {
+	t.Helper()
+	out, err := cluster.Exec(t.Context(), c.ns, c.pod, c.container, append([]string{"curl", "-sS", "-w", "\n%{http_code}"}, args...)...)
+	if err != nil {
+		t.Fatalf("in %s/%s: curl %s: %v", c.ns, c.pod, strings.Join(args, " "), err)
+	}
+	i := strings.LastIndexByte(out, '\n')
+	if i < 0 {
+		t.Fatalf("curl %s: no status in %q", strings.Join(args, " "), out)
+	}
+	code, err := strconv.Atoi(out[i+1:])
+	if err != nil {
+		t.Fatalf("curl %s: status %q: %v", strings.Join(args, " "), out[i+1:], err)
+	}
+	return code, []byte(out[:i])
+}
+
+// want runs curl and fails unless the status is want; it returns the body.
+func (c appCurl) want(t *testing.T, want int, args ...string) []byte {
+	t.Helper()
+	code, body := c.do(t, args...)
+	if code != want {
+		t.Fatalf("in %s/%s: curl %s: %d %s, want %d", c.ns, c.pod, strings.Join(args, " "), code, body, want)
+	}
+	return body
+}
+
+// cat returns a file of the container, read as the container's user.
+func (c appCurl) cat(t *testing.T, path string) ([]byte, error) {
+	t.Helper()
+	out, err := cluster.Exec(t.Context(), c.ns, c.pod, c.container, "cat", path)
+	return []byte(out), err
+}
+
+func decode(t *testing.T, what string, body []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("%s: %v in %s", what, err, body)
+	}
+}
+
+// tokenFields splits an Athenz token "v=Z1;d=sports;r=reader;..." into
+// its fields.
+func tokenFields(tok string) map[string]string {
+	f := map[string]string{}
+	for part := range strings.SplitSeq(tok, ";") {
+		if k, v, ok := strings.Cut(part, "="); ok {
+			f[k] = v
+		}
+	}
+	return f
+}
+
+type accessClaims struct {
+	Sub string            `json:"sub"`
+	Aud string            `json:"aud"`
+	Scp []string          `json:"scp"`
+	Cnf map[string]string `json:"cnf"`
+	Exp int64             `json:"exp"`
+}
+
+// verifyJWT checks an RS256 JWT's signature against the PEM public key
+// and returns its claims.
+func verifyJWT(t *testing.T, what, jwt string, pubPEM []byte) accessClaims {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("%s: access token is not a JWT: %q", what, jwt)
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	decodeSegment(t, what, parts[0], &hdr)
+	block, _ := pem.Decode(pubPEM)
+	if block == nil {
+		t.Fatalf("the fake ZTS's signing key is not PEM")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, ok := pub.(*rsa.PublicKey)
+	if !ok || hdr.Alg != "RS256" {
+		t.Fatalf("%s: alg %q with a %T key, want RS256 with RSA (the fake's default)", what, hdr.Alg, pub)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatalf("%s: signature: %v", what, err)
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, sum[:], sig); err != nil {
+		t.Errorf("%s: the access token's signature does not verify with ZTS's key: %v", what, err)
+	}
+	var c accessClaims
+	decodeSegment(t, what, parts[1], &c)
+	return c
+}
+
+func decodeSegment(t *testing.T, what, seg string, v any) {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatalf("%s: JWT segment: %v", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: JWT segment %s: %v", what, b, err)
+	}
+}
+
+// parseCert parses the first PEM certificate of data.
+func parseCert(t *testing.T, what string, data []byte) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM in %q", what, data)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return c
+}
+
+// untilExpiry is how long a token field "e=<unix seconds>" has left.
+func untilExpiry(t *testing.T, f map[string]string) time.Duration {
+	t.Helper()
+	e, err := strconv.ParseInt(f["e"], 10, 64)
+	if err != nil {
+		t.Fatalf("token expiry e=%q: %v", f["e"], err)
+	}
+	return time.Until(time.Unix(e, 0))
+}
+
+type certificate = x509.Certificate
+
+func verifyOptions(roots *x509.CertPool) x509.VerifyOptions {
+	return x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+}
