@@ -75,12 +75,15 @@ func checkClashes(pod *corev1.Pod, p *plan) error {
 // Status is the value of the athenz.io/status annotation (JSON): what the
 // injector added to the Pod, and by which version and profile.
 type Status struct {
-	Version        string   `json:"version"`
-	Profile        string   `json:"profile"`
-	Domain         string   `json:"domain"`
-	Service        string   `json:"service"`
-	Image          string   `json:"image"`
-	NativeSidecar  bool     `json:"nativeSidecar"`
+	Version       string `json:"version"`
+	Profile       string `json:"profile"`
+	Domain        string `json:"domain"`
+	Service       string `json:"service"`
+	Image         string `json:"image"`
+	NativeSidecar bool   `json:"nativeSidecar"`
+	// InitOnly: the identity is fetched by an init container and nothing
+	// keeps running (a Job's Pod without native sidecars): no token API.
+	InitOnly       bool     `json:"initOnly,omitempty"`
 	Socket         bool     `json:"socket,omitempty"`
 	InitContainers []string `json:"initContainers,omitempty"`
 	Containers     []string `json:"containers,omitempty"`
@@ -99,15 +102,19 @@ func (p *plan) ops(pod *corev1.Pod, s Settings) []PatchOp {
 		Service:       p.service,
 		Image:         p.image,
 		NativeSidecar: p.native,
+		InitOnly:      p.initOnly,
 		Socket:        p.socket,
 		Volumes:       make([]string, len(vols)),
 	}
 	for i, v := range vols {
 		st.Volumes[i] = v.Name
 	}
-	if p.native {
+	switch {
+	case p.native:
 		st.InitContainers = []string{SidecarName}
-	} else {
+	case p.initOnly:
+		st.InitContainers = []string{InitName}
+	default:
 		st.InitContainers = []string{InitName}
 		st.Containers = []string{SidecarName}
 	}
@@ -149,7 +156,7 @@ func (p *plan) ops(pod *corev1.Pod, s Settings) []PatchOp {
 	} else {
 		ops = append(ops, PatchOp{Op: "add", Path: "/spec/initContainers/0", Value: first})
 	}
-	if !p.native {
+	if !p.native && !p.initOnly {
 		ops = appendToList(ops, "/spec/containers", pod.Spec.Containers != nil, p.sidecar(false))
 	}
 	return ops

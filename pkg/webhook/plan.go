@@ -17,6 +17,11 @@ type plan struct {
 	service string
 	socket  bool // hostNetwork: the token API is served on a Unix socket only
 	fsGroup bool // the Pod sets an fsGroup, which the app containers share
+	// initOnly: only the init container that fetches the identity, no
+	// sidecar that keeps running. A Pod that runs to completion (a Job's:
+	// restartPolicy Never or OnFailure) without native sidecars would
+	// never complete with a regular sidecar container next to its app.
+	initOnly bool
 }
 
 // newPlan validates the Pod's annotations and the profile and resolves the
@@ -48,6 +53,8 @@ func newPlan(pod *corev1.Pod, profile *v1alpha1.SidecarProfile, s Settings) (*pl
 	}
 	setQuantity(&p.resources, corev1.ResourceCPU, o.cpu)
 	setQuantity(&p.resources, corev1.ResourceMemory, o.memory)
+
+	p.initOnly = !p.native && pod.Spec.RestartPolicy != "" && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways
 
 	if pod.Spec.ServiceAccountName == "" && p.mode == v1alpha1.IdentityCopperArgos {
 		return nil, denyf("the Pod has no spec.serviceAccountName, so there is no service account token to attest it with (copper-argos mode of SidecarProfile %s); the ServiceAccount admission plugin normally sets it", p.profile)

@@ -83,13 +83,18 @@ func (p *plan) sidecarURL() string {
 }
 
 // appEnv is what every app container gets, unless it sets the variable.
+// Without a sidecar that keeps running (initOnly) there is no token API to
+// name.
 func (p *plan) appEnv() []corev1.EnvVar {
-	return []corev1.EnvVar{
-		{Name: EnvSidecarURL, Value: p.sidecarURL()},
+	env := []corev1.EnvVar{
 		{Name: EnvCertFile, Value: identityCert},
 		{Name: EnvKeyFile, Value: identityKey},
 		{Name: EnvCAFile, Value: identityCA},
 	}
+	if p.initOnly {
+		return env
+	}
+	return append([]corev1.EnvVar{{Name: EnvSidecarURL, Value: p.sidecarURL()}}, env...)
 }
 
 func appMount() corev1.VolumeMount {

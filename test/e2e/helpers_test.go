@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -8,12 +9,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/athenz-injector/athenz-injector/test/framework"
 )
@@ -167,4 +171,68 @@ type certificate = x509.Certificate
 
 func verifyOptions(roots *x509.CertPool) x509.VerifyOptions {
 	return x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+}
+
+// newNamespace creates a namespace for one test, with ServiceAccount
+// framework.AppName, and grants its Athenz service (<namespace>.web) the
+// chart profile's prefetched role, so that its sidecars become ready. It
+// deletes the namespace when the test ends.
+func newNamespace(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	ctx := t.Context()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := cluster.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("namespace %s at failure:\n%s", name, cluster.DiagnoseNamespace(context.Background(), name))
+		}
+		_ = cluster.Client.Delete(context.Background(), ns)
+	})
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: framework.AppName}}
+	if err := cluster.Client.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	cluster.ZTS.Grant(framework.Domain, framework.Role, name+"."+framework.Service)
+}
+
+// injectedPod is an app Pod that opts in, in namespace ns.
+func injectedPod(ns, name string, annotations map[string]string) *corev1.Pod {
+	a := map[string]string{framework.AnnotationInject: "true"}
+	maps.Copy(a, annotations)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: a, Labels: map[string]string{"app": name}},
+		Spec:       framework.AppPodSpec(framework.AppName),
+	}
+}
+
+// createPod creates pod and returns it as stored.
+func createPod(t *testing.T, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	if err := cluster.Client.Create(t.Context(), pod); err != nil {
+		t.Fatalf("creating pod %s/%s: %v", pod.Namespace, pod.Name, err)
+	}
+	return pod
+}
+
+// waitReady waits up to timeout for the Pod to be Ready.
+func waitReady(t *testing.T, pod *corev1.Pod, timeout time.Duration) *corev1.Pod {
+	t.Helper()
+	p, err := cluster.WaitPod(t.Context(), pod.Namespace, pod.Name, timeout, "Ready", framework.PodReady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// withTimeout is the test's context, ending after d.
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func key(namespace, name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: namespace, Name: name}
 }

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,6 +67,8 @@ type Node struct {
 	Socket string
 	// Kubeconfig is the administrator's, for kubectl.
 	Kubeconfig string
+	// CrictlConfig is crictl's configuration (crictl --config).
+	CrictlConfig string
 
 	Containerd, Kubelet, Proxy, Scheduler *Process
 
@@ -111,6 +114,11 @@ func StartNode(ctx context.Context, o NodeOptions) (_ *Node, err error) {
 		}
 	}
 	if err := createCgroupRoot(); err != nil {
+		return nil, err
+	}
+	n.CrictlConfig = filepath.Join(o.Dir, "crictl.yaml")
+	crictl := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 20\n", n.Socket, n.Socket)
+	if err := os.WriteFile(n.CrictlConfig, []byte(crictl), 0o644); err != nil {
 		return nil, err
 	}
 	if err := n.startContainerd(ctx); err != nil {
@@ -218,6 +226,10 @@ state = %[2]q
 	})
 }
 
+// ClusterDNSIP is the Pods' nameserver: an address of ServiceCIDR that no
+// Service has, so queries end on this machine.
+var ClusterDNSIP = func() net.IP { ip := FirstIP(ServiceCIDR); ip[3] = 10; return ip }()
+
 // sandboxImage is the pause image's name (Images must hold it).
 var sandboxImage = "localhost/athenz-injector/pause:dev"
 
@@ -264,11 +276,15 @@ func (n *Node) Ctr(ctx context.Context, args ...string) (string, error) {
 }
 
 // Crictl runs crictl against the node's CRI endpoint and returns its
-// combined output.
+// standard output; the error carries its standard error.
 func (n *Node) Crictl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(n.Assets, "crictl"), append([]string{"--runtime-endpoint", "unix://" + n.Socket, "--timeout", "20s"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	cmd := exec.CommandContext(ctx, filepath.Join(n.Assets, "crictl"), append([]string{"--config", n.CrictlConfig}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("crictl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
 }
 
 func (n *Node) startKubelet(ctx context.Context, o NodeOptions) error {
@@ -294,8 +310,9 @@ func (n *Node) startKubelet(ctx context.Context, o NodeOptions) error {
 		return err
 	}
 	resolv := filepath.Join(n.Dir, "resolv.conf")
-	// No cluster DNS and no nameserver: Pods resolve nothing, so no query
-	// can leave the machine.
+	// No nameserver for the node's own lookups, and as the Pods'
+	// nameserver (clusterDNS) a Service IP that no Service has: a Pod's DNS
+	// query is dropped on this machine, never sent elsewhere.
 	if err := os.WriteFile(resolv, nil, 0o644); err != nil {
 		return err
 	}
@@ -322,6 +339,7 @@ authorization:
 podLogsDir: %[9]s
 resolvConf: %[10]s
 clusterDomain: cluster.local
+clusterDNS: [%[11]s]
 failSwapOn: false
 # Do not evict or collect images for disk or memory pressure of this
 # shared machine.
@@ -334,7 +352,7 @@ nodeStatusUpdateFrequency: 4s
 serializeImagePulls: false
 shutdownGracePeriod: 0s
 `, cgroupRoot, n.Socket, HostIP, port, healthz, certFile, keyFile, o.CP.CA.File,
-		filepath.Join(n.Dir, "pod-logs"), resolv)
+		filepath.Join(n.Dir, "pod-logs"), resolv, ClusterDNSIP)
 	cfgPath := filepath.Join(n.Dir, "kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
@@ -475,8 +493,8 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.Containerd != nil {
 		if exited, _ := n.Containerd.Exited(); !exited {
 			cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			if out, err := n.Crictl(cctx, "rmp", "--all", "--force"); err != nil {
-				errs = append(errs, fmt.Errorf("crictl rmp --all --force: %v: %s", err, out))
+			if _, err := n.Crictl(cctx, "rmp", "--all", "--force"); err != nil {
+				errs = append(errs, err)
 			}
 			cancel()
 		}

@@ -24,6 +24,7 @@ func curl(args []string, stdout, stderr io.Writer) int {
 		headers                               []string
 		target                                string
 	)
+	args = expandShortFlags(args)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		next := func() string {
@@ -39,12 +40,8 @@ func curl(args []string, stdout, stderr io.Writer) int {
 			silent = true
 		case "-S", "--show-error":
 			showErr = true
-		case "-sS", "-Ss":
-			silent, showErr = true, true
 		case "-f", "--fail":
 			fail = true
-		case "-sf", "-fs":
-			silent, fail = true, true
 		case "-d", "--data":
 			data = next()
 		case "-H", "--header":
@@ -170,4 +167,20 @@ func curl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, strings.ReplaceAll(writeOut, "%{http_code}", fmt.Sprintf("%03d", resp.StatusCode)))
 	}
 	return 0
+}
+
+// expandShortFlags splits combined boolean short flags ("-sSf") into
+// single ones, as curl reads them.
+func expandShortFlags(args []string) []string {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "sSf") == "" {
+			for _, c := range a[1:] {
+				out = append(out, "-"+string(c))
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
