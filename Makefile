@@ -35,18 +35,22 @@ build-sidecar: ## Build bin/sidecar.
 build-injector: ## Build bin/injector.
 	$(GOBUILD) -o $(BIN)/injector ./cmd/injector
 
+# The tools the tests run, built once into ~/.cache/athenz-injector.
+TEST_ENV = KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" ATHENZ_NODE_ASSETS="$$(hack/build-node.sh)" HELM="$$(hack/build-helm.sh)"
+
 .PHONY: test
-test: verify-fmt vet test-assets ## Run all tests (unit, fake ZTS, envtest on a self-built control plane).
-	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" $(GO) test $(TESTFLAGS) ./...
+test: verify-fmt vet test-assets ## Run all tests (unit, fake ZTS, envtest, and the end-to-end suite on a real node: needs root on Linux).
+	$(TEST_ENV) $(GO) test $(TESTFLAGS) ./...
 
 .PHONY: test-e2e
-test-e2e: test-assets ## Run only the end-to-end test, verbosely.
-	KUBEBUILDER_ASSETS="$$(hack/build-control-plane.sh)" $(GO) test -count=1 -v ./test/e2e
+test-e2e: test-assets ## Run only the end-to-end suite on the real node, verbosely.
+	$(TEST_ENV) $(GO) test -count=1 -v ./test/e2e
 
 .PHONY: test-assets
-test-assets: ## Build (once, cached outside the repo) kube-apiserver, kube-controller-manager, etcd and helm.
+test-assets: ## Build (once, cached outside the repo) the control plane, the node (kubelet, containerd, runc, CNI, ...) and helm.
 	@hack/build-control-plane.sh >/dev/null
 	@hack/build-helm.sh >/dev/null
+	@hack/build-node.sh >/dev/null
 
 .PHONY: lint-chart
 lint-chart: ## helm lint the chart (strict).

@@ -28,9 +28,9 @@ trap cleanup EXIT
 in_demo=""
 trap '[[ -n "$in_demo" ]] || echo "   interrupted: stopped the builds" >&2; exit 130' INT TERM HUP
 
-bold "== 0. Tools: kube-apiserver, etcd, kube-controller-manager v1.37.2 and Helm"
+bold "== 0. Tools: kube-apiserver, etcd, kube-controller-manager v1.37.2, Helm, and as root the node"
 echo "   Built from source through the Go module proxy into ~/.cache/athenz-injector, once: the first run takes"
-echo "   about 8 minutes on 2 cores (the control plane about 6.5, Helm about 1); later runs about 10 seconds."
+echo "   about 15 minutes on 2 cores (the control plane about 7, Helm 1, the node 6); later runs start at once."
 echo "   Meanwhile: go build ./test/demo ./cmd/injector ./cmd/sidecar."
 # The module's own binaries compile while the tools build: on a cold
 # machine the tools' downloads and single-threaded links leave cores idle.
@@ -44,6 +44,13 @@ KUBEBUILDER_ASSETS=$(tool hack/build-control-plane.sh)
 HELM=$(tool hack/build-helm.sh)
 export KUBEBUILDER_ASSETS HELM
 echo "   ok: control plane in $KUBEBUILDER_ASSETS, helm at $HELM"
+# A real node needs Linux and root (test/framework.CheckNodeHost says why
+# not, and the demo then plays the kubelet).
+if [[ $(uname -s) == Linux && $(id -u) == 0 ]]; then
+  ATHENZ_NODE_ASSETS=$(tool hack/build-node.sh)
+  export ATHENZ_NODE_ASSETS
+  echo "   ok: node (kubelet, kube-scheduler, kube-proxy, containerd, runc, CNI plugins) in $ATHENZ_NODE_ASSETS"
+fi
 
 if ! wait "$build"; then
   build=""

@@ -20,9 +20,13 @@ import (
 )
 
 func run(ctx context.Context, out *printer, keep bool, binDir string) (err error) {
-	opts := framework.ScenarioOptions{PreferPodPorts: true, PlayKubelet: true}
-	if binDir != "" {
-		opts.Binaries = framework.Binaries{Injector: filepath.Join(binDir, "injector"), Sidecar: filepath.Join(binDir, "sidecar")}
+	opts := framework.ScenarioOptions{}
+	noNode := framework.CheckNodeHost()
+	if noNode != nil {
+		opts.PlayKubelet, opts.PreferPodPorts = true, true
+		if binDir != "" {
+			opts.Binaries = framework.Binaries{Injector: filepath.Join(binDir, "injector"), Sidecar: filepath.Join(binDir, "sidecar")}
+		}
 	}
 	s, err := framework.NewScenario(opts)
 	if err != nil {
@@ -33,10 +37,19 @@ func run(ctx context.Context, out *printer, keep bool, binDir string) (err error
 			fmt.Fprintf(os.Stderr, "\nwhat was running:\n%s", s.Diagnose(context.Background()))
 		}
 		out.heading("Shutting down")
-		out.say("stopping the sidecar, the injector, the fake ZTS, kube-controller-manager, kube-apiserver and etcd;")
-		out.say("removing %s", s.Dir)
+		if s.RealNode() {
+			out.say("stopping the Pods, the node (kube-scheduler, kubelet, containerd, kube-proxy), the fake ZTS,")
+			out.say("kube-controller-manager, kube-apiserver and etcd; removing the bridge, routes, mounts and cgroups,")
+			out.say("restoring the kernel settings the kubelet changed, and %s", s.Dir)
+		} else {
+			out.say("stopping the sidecar, the injector, the fake ZTS, kube-controller-manager, kube-apiserver and etcd;")
+			out.say("removing %s", s.Dir)
+		}
 		if cerr := s.Close(); cerr != nil {
 			out.say("while stopping: %v", cerr)
+			if err == nil {
+				err = cerr
+			}
 		} else {
 			out.done("all stopped, nothing left behind")
 		}
@@ -46,54 +59,131 @@ func run(ctx context.Context, out *printer, keep bool, binDir string) (err error
 	}()
 
 	out.line("%s", out.bold("athenz-injector demo: an annotated Deployment gets an Athenz identity, on real parts, on this machine."))
+	if noNode != nil {
+		out.line("%v: the demo plays the kubelet for the sidecar container (make demo as root on Linux runs a real node).", noNode)
+		return runPlayed(ctx, out, s, keep)
+	}
+	return runNode(ctx, out, s, keep)
+}
+
+// runNode is the demo on a real node: the Pods run in containerd.
+func runNode(ctx context.Context, out *printer, s *framework.Scenario, keep bool) error {
+	out.line("kubectl commands are shown as you would type them; most run through the Kubernetes API, the last ones with kubectl.")
+	out.line("Everything stays on this machine (198.18.0.0/15 on the bridge %s, loopback) and is removed at the end (Ctrl-C is safe).", framework.BridgeName)
+
+	out.heading("A one-node Kubernetes cluster on this machine")
+	out.say("kube-apiserver, etcd, kube-controller-manager, kube-scheduler; a node: containerd with runc and the bridge CNI plugin,")
+	out.say("the kubelet and kube-proxy, all built from source by hack/. No registry: the injector, sidecar and app images are")
+	out.say("OCI tarballs written from this checkout's binaries (as the Dockerfiles describe them) and imported into containerd.")
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	out.done("kube-apiserver %s; node %s Ready; kubeconfig %s", s.CP.APIServerURL(), s.Node.Name, s.CP.Kubeconfig)
+
+	if err := startZTS(out, s); err != nil {
+		return err
+	}
+	if err := installChart(ctx, out, s); err != nil {
+		return err
+	}
+
+	out.heading("The injector runs in the cluster")
+	out.say("The chart's Deployment: two replicas, its own CA and serving certificate (certs.mode=auto), the webhooks and the")
+	out.say("identity provider callback behind Services. The fake ZTS calls the callback at its Service's cluster IP.")
+	if err := s.StartInjector(ctx); err != nil {
+		return err
+	}
+	p, err := s.WaitProfileReady(ctx)
+	if err != nil {
+		return err
+	}
+	if err := kubectl(ctx, out, s, "-n", framework.ReleaseNamespace, "get", "pods", "-o", "wide"); err != nil {
+		return err
+	}
+	out.done("injector ready, provider callback at %s; SidecarProfile %s/%s is Ready", s.ProviderURL, p.Namespace, p.Name)
+
+	first, err := deployApp(ctx, out, s)
+	if err != nil {
+		return err
+	}
+	pod, err := annotate(ctx, out, s, first)
+	if err != nil {
+		return err
+	}
+
+	out.heading("The injected Pod starts")
+	out.say("The kubelet starts the sidecar first (a native sidecar); it makes a key, registers with ZTS, which asks the")
+	out.say("callback about the Pod; once it has the certificate and the prefetched token its startup probe passes and the app starts.")
+	began := time.Now()
+	if _, err := s.WaitPod(ctx, pod.Namespace, pod.Name, 2*time.Minute, "Ready", framework.PodReady); err != nil {
+		return err
+	}
+	if err := s.WaitDeploymentReady(ctx, framework.AppNamespace, framework.AppName, time.Minute); err != nil {
+		return err
+	}
+	if err := kubectl(ctx, out, s, "-n", framework.AppNamespace, "get", "pods", "-o", "wide"); err != nil {
+		return err
+	}
+	out.done("Pod %s is Ready %.1fs after it was created; the rollout replaced %s", pod.Name, time.Since(began).Seconds(), first.Name)
+
+	out.heading("The app's view: kubectl exec into the app container")
+	out.say("The app container runs as UID %d with a read-only root file system and no capabilities; its image carries a", framework.AppUID)
+	out.say("small curl (test/images/testapp). Long tokens are shortened here.")
+	echo := framework.StartEchoOn(framework.HostIP)
+	defer echo.Close()
+	execCurl := []string{"-n", framework.AppNamespace, "exec", "deploy/" + framework.AppName, "-c", framework.AppContainer, "--", "curl", "-s"}
+	if err := kubectlShow(ctx, out, s, append(execCurl, "localhost:8081/svccert"), func(b []byte) string {
+		return firstLines(string(b), 2) + "\n...\n(decoded: " + certSummary(b) + ")"
+	}); err != nil {
+		return err
+	}
+	if err := kubectlShow(ctx, out, s, append(execCurl, "localhost:8081/accesstoken?domain="+framework.Domain+"&role="+framework.Role), nil); err != nil {
+		return err
+	}
+	if err := kubectlShow(ctx, out, s, append(execCurl, "-x", "localhost:8081", "-H", "Athenz-Domain: "+framework.Domain, "-H", "Athenz-Role: "+framework.Role, echo.URL+"/hello"), nil); err != nil {
+		return err
+	}
+	out.say("  ^ the upstream (an echo server on the host) got Athenz-Role-Auth; the proxy removed Athenz-Domain and Athenz-Role.")
+	if err := kubectlShow(ctx, out, s, append(execCurl, "localhost:8081/roletoken?domain="+framework.Domain+"&role="+framework.Role), nil); err != nil {
+		return err
+	}
+	out.done("the injected sidecar serves the Pod's identity and tokens to the app")
+
+	if keep {
+		out.heading("Keeping everything running (--keep)")
+		out.say("export KUBECONFIG=%s", s.CP.Kubeconfig)
+		out.say("%s/kubectl -n %s get pods", s.Node.Assets, framework.AppNamespace)
+		out.say("%s/crictl --config %s ps", s.Node.Assets, s.Node.CrictlConfig)
+		out.say("Logs: %s. Press Ctrl-C to stop and clean up.", s.Dir)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// runPlayed is the demo where the machine cannot run a node: the control
+// plane and the injector run as local processes, and the demo plays the
+// kubelet for the sidecar container.
+func runPlayed(ctx context.Context, out *printer, s *framework.Scenario, keep bool) error {
 	out.line("kubectl commands are shown as you would type them; the demo performs them through the Kubernetes API.")
 	out.line("Everything listens on 127.0.0.1 and is removed at the end (Ctrl-C is safe). Files: %s", s.Dir)
 
-	// 1. Control plane.
 	out.heading("A Kubernetes control plane")
-	out.say("kube-apiserver and etcd, and kube-controller-manager (controllers: %s),", strings.Join(framework.ControllerManagerControllers, ", "))
-	out.say("built from source by hack/build-control-plane.sh. There is no scheduler and no kubelet: Pods stay Pending,")
-	out.say("and in step 7 the demo plays the kubelet for the one container that matters.")
-	if binDir == "" {
-		out.say("Meanwhile: go build ./cmd/injector ./cmd/sidecar.")
-	}
+	out.say("kube-apiserver and etcd, and kube-controller-manager, built from source by hack/build-control-plane.sh.")
+	out.say("There is no node: Pods stay Pending, and the demo plays the kubelet for the one container that matters.")
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
 	out.done("kube-apiserver %s; kubeconfig %s", s.CP.APIServerURL(), s.CP.Kubeconfig)
-
-	// 2. Fake ZTS.
-	out.heading("A fake ZTS (Athenz's token service)")
-	if err := s.StartZTS(); err != nil {
+	if err := startZTS(out, s); err != nil {
 		return err
 	}
-	out.say("%s: the public ZTS REST API with a throwaway CA and signing key.", s.ZTS.URL())
-	out.say("Athenz policy: role %s:role.%s has member %s.%s (namespace %s is domain %s, service account %s is service %s).",
-		framework.Domain, framework.Role, framework.Domain, framework.Service, framework.AppNamespace, framework.Domain, framework.AppName, framework.Service)
-	out.say("Before it signs a Pod's certificate, ZTS asks the provider service %s to confirm the Pod: here the", framework.Provider)
-	out.say("injector's identity provider callback at %s (step 4), as ZTS asks an HTTP provider.", s.ProviderURL)
-	out.done("fake ZTS up")
-
-	// 3. Helm.
-	out.heading("Install the chart with Helm")
-	helmOut, err := s.InstallChart(ctx)
-	if err != nil {
+	if err := installChart(ctx, out, s); err != nil {
 		return err
 	}
-	values, _ := os.ReadFile(s.ValuesFile)
-	out.longCmd("helm", relativeArgs(s.HelmCommand, s.Dir))
-	out.say("values.yaml:")
-	out.output(string(values))
-	out.say("helm says:")
-	out.output(firstLines(helmOut, 6))
-	out.done("CRD, RBAC, MutatingWebhookConfiguration (calling https://127.0.0.1, manual certificates) and SidecarProfile installed")
 
-	// 4. Injector.
 	out.heading("Start the injector")
 	out.say("The chart ran with injector.enabled=false: the webhooks call an injector outside the cluster, this process,")
-	out.say("acting as the chart's ServiceAccount %s/%s (so it gets exactly the chart's RBAC). It serves the webhooks and", framework.ReleaseNamespace, framework.ReleaseName)
-	out.say("the identity provider callback, which checks a Pod's service account token (TokenReview, audience %q,", framework.TokenAudience)
-	out.say("bound to the Pod) and the Pod itself before ZTS signs its certificate.")
+	out.say("acting as the chart's ServiceAccount %s/%s (so it gets exactly the chart's RBAC).", framework.ReleaseNamespace, framework.ReleaseName)
 	if err := s.StartInjector(ctx); err != nil {
 		return err
 	}
@@ -102,39 +192,18 @@ func run(ctx context.Context, out *printer, keep bool, binDir string) (err error
 	if err != nil {
 		return err
 	}
-	out.done("injector ready: webhooks on %s, provider callback on %s; SidecarProfile %s/%s is Ready (validated by the injector)",
+	out.done("injector ready: webhooks on %s, provider callback on %s; SidecarProfile %s/%s is Ready",
 		s.Injector.WebhookURL, s.ProviderURL, p.Namespace, p.Name)
 
-	// 5. App without the annotation.
-	out.heading("Deploy an app that has not opted in")
-	out.cmd("kubectl create namespace %s", framework.AppNamespace)
-	out.cmd("kubectl -n %s create configmap %s --from-file=%s=zts-ca.pem   # the ZTS CA the profile names", framework.AppNamespace, framework.ZTSCAConfigMap, framework.ZTSCAKey)
-	out.cmd("kubectl -n %s create serviceaccount %s", framework.AppNamespace, framework.AppName)
-	out.cmd("kubectl -n %s create deployment %s --image=%s   # with serviceAccountName: %s", framework.AppNamespace, framework.AppName, framework.AppImage, framework.AppName)
-	_, first, err := s.DeployApp(ctx)
+	first, err := deployApp(ctx, out, s)
 	if err != nil {
 		return err
 	}
-	out.done("Pod %s: containers %s, no sidecar", first.Name, containerNames(first.Spec.Containers))
+	pod, err := annotate(ctx, out, s, first)
+	if err != nil {
+		return err
+	}
 
-	// 6. Annotate.
-	out.heading("Opt in: annotate the Deployment")
-	out.cmd("%s", framework.AnnotateCommand)
-	dep, err := s.Annotate(ctx)
-	if err != nil {
-		return err
-	}
-	out.say("The workload webhook copied %s=%s into the Pod template, so kube-controller-manager rolls out a new ReplicaSet.",
-		framework.AnnotationInject, dep.Spec.Template.Annotations[framework.AnnotationInject])
-	rs, pod, err := s.WaitInjectedPod(ctx)
-	if err != nil {
-		return err
-	}
-	describeInjected(out, pod)
-	out.say("The old Pod %s stays until the new one is Ready, which without a kubelet it never becomes.", first.Name)
-	out.done("ReplicaSet %s created Pod %s, injected by the Pod webhook", rs.Name, pod.Name)
-
-	// 7. Play kubelet.
 	out.heading("Play kubelet: run the Pod's sidecar container as a local process")
 	out.say("Exactly the container's command, args and environment: downward-API values from the Pod, the Pod's IP set to 127.0.0.1,")
 	out.say("a service account token minted with the TokenRequest API for the projected volume, volumes in local directories.")
@@ -145,10 +214,8 @@ func run(ctx context.Context, out *printer, keep bool, binDir string) (err error
 	}
 	describeRun(out, c, s.Dir)
 	cert, _ := os.ReadFile(filepath.Join(identityDir(c), "service.cert.pem"))
-	out.done("startup probe GET %s/readyz answered 200 after %.1fs: identity %s from ZTS, %s prefetched",
-		s.HealthURL, took.Seconds(), certSubject(cert), framework.Prefetch)
+	out.done("sidecar ready after %.1fs: identity %s from ZTS, %s prefetched", took.Seconds(), certSubject(cert), framework.Prefetch)
 
-	// 8. Curl.
 	out.heading("The app's view: curl the sidecar")
 	out.say("What `kubectl -n %s exec deploy/%s -- curl ...` shows in a cluster; here %s is the app's ATHENZ_SIDECAR_URL", framework.AppNamespace, framework.AppName, s.SidecarURL)
 	out.say("(long tokens are shortened in this output).")
@@ -167,12 +234,102 @@ func run(ctx context.Context, out *printer, keep bool, binDir string) (err error
 	if keep {
 		out.heading("Keeping everything running (--keep)")
 		out.say("export KUBECONFIG=%s", s.CP.Kubeconfig)
-		out.say("kubectl -n %s get deploy,rs,pods", framework.AppNamespace)
 		out.say("curl -s %s/ntoken", api)
 		out.say("Logs: %s/*.log and %s. Press Ctrl-C to stop and clean up.", s.Dir, c.LogPath)
 		<-ctx.Done()
+	}
+	return nil
+}
+
+func startZTS(out *printer, s *framework.Scenario) error {
+	out.heading("A fake ZTS (Athenz's token service)")
+	if err := s.StartZTS(); err != nil {
+		return err
+	}
+	out.say("%s: the public ZTS REST API with a throwaway CA and signing key.", s.ZTS.URL())
+	out.say("Athenz policy: role %s:role.%s has member %s.%s (namespace %s is domain %s, service account %s is service %s).",
+		framework.Domain, framework.Role, framework.Domain, framework.Service, framework.AppNamespace, framework.Domain, framework.AppName, framework.Service)
+	out.say("Before it signs a Pod's certificate, ZTS asks the provider service %s to confirm the Pod: the injector's", framework.Provider)
+	out.say("identity provider callback, as ZTS asks an HTTP provider.")
+	out.done("fake ZTS up")
+	return nil
+}
+
+func installChart(ctx context.Context, out *printer, s *framework.Scenario) error {
+	out.heading("Install the chart with Helm")
+	out.cmd("kubectl create namespace %s", framework.ReleaseNamespace)
+	out.cmd("kubectl -n %s create configmap %s --from-file=%s=zts-ca.pem   # the ZTS CA, copied into every namespace by the injector",
+		framework.ReleaseNamespace, framework.ZTSCAConfigMap, framework.ZTSCAKey)
+	if s.RealNode() {
+		out.cmd("kubectl -n %s create secret tls %s --cert=provider.crt --key=provider.key   # the callback's certificate, CN %s",
+			framework.ReleaseNamespace, framework.ProviderCertSecret, framework.Provider)
+	}
+	helmOut, err := s.InstallChart(ctx)
+	if err != nil {
+		return err
+	}
+	values, _ := os.ReadFile(s.ValuesFile)
+	out.longCmd("helm", relativeArgs(s.HelmCommand, s.Dir))
+	out.say("values.yaml:")
+	out.output(string(values))
+	out.say("helm says:")
+	out.output(firstLines(helmOut, 6))
+	out.done("CRD, RBAC, MutatingWebhookConfiguration and SidecarProfile installed")
+	return nil
+}
+
+func deployApp(ctx context.Context, out *printer, s *framework.Scenario) (*corev1.Pod, error) {
+	out.heading("Deploy an app that has not opted in")
+	out.cmd("kubectl create namespace %s", framework.AppNamespace)
+	out.cmd("kubectl -n %s create serviceaccount %s", framework.AppNamespace, framework.AppName)
+	out.cmd("kubectl -n %s create deployment %s --image=%s   # with serviceAccountName: %s, runAsUser: %d", framework.AppNamespace, framework.AppName, framework.AppImage, framework.AppName, framework.AppUID)
+	_, first, err := s.DeployApp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out.done("Pod %s: containers %s, no sidecar; nothing Athenz-specific was created in namespace %s", first.Name, containerNames(first.Spec.Containers), framework.AppNamespace)
+	return first, nil
+}
+
+func annotate(ctx context.Context, out *printer, s *framework.Scenario, first *corev1.Pod) (*corev1.Pod, error) {
+	out.heading("Opt in: annotate the Deployment")
+	out.cmd("%s", framework.AnnotateCommand)
+	dep, err := s.Annotate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out.say("The workload webhook copied %s=%s into the Pod template, so kube-controller-manager rolls out a new ReplicaSet.",
+		framework.AnnotationInject, dep.Spec.Template.Annotations[framework.AnnotationInject])
+	rs, pod, err := s.WaitInjectedPod(ctx)
+	if err != nil {
+		return nil, err
+	}
+	describeInjected(out, pod)
+	if !s.RealNode() {
+		out.say("The old Pod %s stays until the new one is Ready, which without a kubelet it never becomes.", first.Name)
+	}
+	out.done("ReplicaSet %s created Pod %s, injected by the Pod webhook", rs.Name, pod.Name)
+	return pod, nil
+}
+
+// kubectl runs the node's kubectl, printing the command and its output.
+func kubectl(ctx context.Context, out *printer, s *framework.Scenario, args ...string) error {
+	return kubectlShow(ctx, out, s, args, nil)
+}
+
+// kubectlShow runs kubectl with args, printing the command and its
+// (shortened) output; show, if set, formats the output.
+func kubectlShow(ctx context.Context, out *printer, s *framework.Scenario, args []string, show func([]byte) string) error {
+	out.cmd("kubectl %s", shellQuote(args))
+	body, err := s.Kubectl(ctx, args...)
+	if err != nil {
+		return err
+	}
+	if show != nil {
+		out.output(show([]byte(body)))
 		return nil
 	}
+	out.output(shorten(body))
 	return nil
 }
 
