@@ -1,14 +1,16 @@
 // Command demo is `make demo`: the whole product on this machine, on real
-// parts, told step by step. A control plane (kube-apiserver, etcd,
-// kube-controller-manager), the chart installed with Helm, the injector as
-// a process, the fake ZTS; a Deployment is annotated, its new Pod is
-// injected, the demo plays the kubelet for the Pod's sidecar container and
-// curls it. Everything listens on 127.0.0.1 and is removed at the end,
-// also after Ctrl-C.
+// parts, told step by step. A one-node cluster (kube-apiserver, etcd,
+// kube-controller-manager, kube-scheduler; containerd, runc, the kubelet,
+// kube-proxy), the chart installed with Helm with the injector running in
+// the cluster, the fake ZTS; a Deployment is annotated, its new Pod runs
+// with the sidecar, and the demo ends with `kubectl exec` into the app.
+// Where the machine cannot run a node (CheckNodeHost: not Linux, not
+// root), it says why and plays the kubelet for the sidecar container
+// instead. Everything is removed at the end, also after Ctrl-C.
 //
 // hack/demo.sh builds the tools and runs it; by hand:
 //
-//	KUBEBUILDER_ASSETS=$(hack/build-control-plane.sh) HELM=$(hack/build-helm.sh) go run ./test/demo [--keep] [--bin-dir=DIR]
+//	KUBEBUILDER_ASSETS=$(hack/build-control-plane.sh) HELM=$(hack/build-helm.sh) ATHENZ_NODE_ASSETS=$(hack/build-node.sh) go run ./test/demo [--keep] [--bin-dir=DIR]
 package main
 
 import (
