@@ -23,8 +23,10 @@ const probeTimeout = 1500 * time.Millisecond
 // when the sidecar is ready, 1 otherwise.
 func probe(ctx context.Context, environ []string, stdout io.Writer) int {
 	addr := sidecar.DefaultHealthListen
-	if cfg, err := sidecar.ConfigFromEnv(environ); err == nil && cfg.HealthListen != "" {
-		addr = cfg.HealthListen
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "ATHENZ_HEALTH_LISTEN="); ok && v != "" {
+			addr = v
+		}
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {

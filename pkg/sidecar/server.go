@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+	"github.com/athenz-injector/athenz-injector/pkg/version"
 )
 
 // Addrs are the addresses a Server listens on; empty when not configured.
@@ -152,7 +153,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		})
 	}
 	go s.shutdownWhenDone(ready)
-	log.Info("sidecar serving", "api", s.addrs.API, "health", s.addrs.Health, "socket", s.addrs.Socket,
+	log.Info("sidecar serving", "version", version.Version, "api", s.addrs.API, "health", s.addrs.Health, "socket", s.addrs.Socket,
 		"ntokenproxy", s.addrs.NTokenProxy, "roletokenproxy", s.addrs.RoleTokenProxy,
 		"zts", cfg.ZTSURL, "identitymode", string(cfg.EffectiveIdentityMode()),
 		"domain", cfg.Domain, "service", cfg.Service, "prefetch", len(items))
