@@ -14,6 +14,14 @@ go run ./test/load/loadgen -sidecar bin/sidecar -report "$report"
 echo "== admission harness (test/load/admission)" >&2
 KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" go run ./test/load/admission -report "$report"
 
+echo "== Pod start on the test node (test/load/podstart)" >&2
+if [[ $(uname -s) == Linux && $(id -u) == 0 ]]; then
+  KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" ATHENZ_NODE_ASSETS="$(hack/build-node.sh)" HELM="$(hack/build-helm.sh)" \
+    go run ./test/load/podstart -pods 20 -report "$report"
+else
+  echo "   skipped: the test node needs root on Linux; docs/performance.md keeps the last figures" >&2
+fi
+
 echo "== Go benchmarks" >&2
 out=$(go test -run '^$' -bench . -benchmem -count 1 ./pkg/... 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|pkg)' || true)
 echo "$out"

@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +60,8 @@ func run(m *testing.M) (code int) {
 		}
 		logf("cluster stopped, host as before")
 	}()
-	if err := setUp(context.Background(), s, logf); err != nil {
+	recordInputs(s.Root)
+	if err := s.Up(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: setting up the cluster: %v\n%s", err, s.Diagnose(context.Background()))
 		return 1
 	}
@@ -69,32 +69,3 @@ func run(m *testing.M) (code int) {
 	return m.Run()
 }
 
-// setUp is the platform team's part of DESIGN.md's user's day: the
-// cluster, ZTS, helm install, the injector ready.
-func setUp(ctx context.Context, s *framework.Scenario, logf func(string, ...any)) error {
-	recordInputs(s.Root)
-	steps := []struct {
-		name string
-		f    func() error
-	}{
-		{"control plane, node, images and helm", func() error { return s.Start(ctx) }},
-		{"fake ZTS", s.StartZTS},
-		{"helm install", func() error {
-			out, err := s.InstallChart(ctx)
-			if err == nil && !strings.Contains(out, "STATUS: deployed") {
-				err = fmt.Errorf("helm install printed no \"STATUS: deployed\":\n%s", out)
-			}
-			return err
-		}},
-		{"injector Deployment ready", func() error { return s.StartInjector(ctx) }},
-		{"profile Ready", func() error { _, err := s.WaitProfileReady(ctx); return err }},
-	}
-	for _, st := range steps {
-		began := time.Now()
-		if err := st.f(); err != nil {
-			return fmt.Errorf("%s: %w", st.name, err)
-		}
-		logf("%s: done in %v", st.name, time.Since(began).Round(time.Millisecond))
-	}
-	return nil
-}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -481,5 +482,35 @@ func (s *Scenario) waitInjectorDeployment(ctx context.Context) error {
 	s.ProviderURL = "https://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(port)))
 	s.providerURL.Store(s.ProviderURL)
 	s.logf("injector Deployment ready; provider callback at %s", s.ProviderURL)
+	return nil
+}
+
+// Up runs the platform team's part of DESIGN.md's user's day, each step
+// logged with its duration: Start, StartZTS, InstallChart, StartInjector
+// and WaitProfileReady.
+func (s *Scenario) Up(ctx context.Context) error {
+	steps := []struct {
+		name string
+		f    func() error
+	}{
+		{"cluster, images and helm", func() error { return s.Start(ctx) }},
+		{"fake ZTS", s.StartZTS},
+		{"helm install", func() error {
+			out, err := s.InstallChart(ctx)
+			if err == nil && !strings.Contains(out, "STATUS: deployed") {
+				err = fmt.Errorf("helm install printed no \"STATUS: deployed\":\n%s", out)
+			}
+			return err
+		}},
+		{"injector ready", func() error { return s.StartInjector(ctx) }},
+		{"profile Ready", func() error { _, err := s.WaitProfileReady(ctx); return err }},
+	}
+	for _, st := range steps {
+		began := time.Now()
+		if err := st.f(); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+		s.logf("%s: done in %v", st.name, time.Since(began).Round(time.Millisecond))
+	}
 	return nil
 }
