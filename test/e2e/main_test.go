@@ -68,4 +68,3 @@ func run(m *testing.M) (code int) {
 	cluster = s
 	return m.Run()
 }
-

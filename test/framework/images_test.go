@@ -121,7 +121,7 @@ func readImages(t *testing.T, data []byte) map[string]imageContent {
 	out := map[string]imageContent{}
 	for _, m := range index.Manifests {
 		var manifest struct {
-			Config struct{ Digest string } `json:"config"`
+			Config struct{ Digest string }   `json:"config"`
 			Layers []struct{ Digest string } `json:"layers"`
 		}
 		if err := json.Unmarshal(get(m.Digest), &manifest); err != nil {
