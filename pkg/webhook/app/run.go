@@ -41,6 +41,14 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// RBAC of --leader-elect: client-go's lease lock reads, creates and renews
+// (updates) one Lease, and the manager records the "became leader" Event
+// (created; a repeat of the same Event would be a patch, which is left out:
+// the Event is then dropped with a log line).
+//
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=athenz-injector,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups="",namespace=athenz-injector,resources=events,verbs=create
+
 // Run serves the injector until ctx is done. It is ready (/readyz) once the
 // serving certificate is loaded, the webhook server answers TLS, and the
 // caches of Namespaces and SidecarProfiles have synced.

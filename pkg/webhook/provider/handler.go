@@ -1,8 +1,12 @@
 package provider
 
-// The callback reviews tokens and reads Pods and SidecarProfiles.
+// The callback reviews tokens and reads Pods (through an informer, and on
+// a cache miss with a list by name: no get), besides the profiles and
+// namespaces the injector reads anyway. controller-gen writes these into
+// config/rbac/provider/role.yaml, a ClusterRole of its own, so that an
+// injector without the callback gets neither.
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 
 import (
 	"context"
