@@ -207,7 +207,8 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 }
 
 // addProvider serves the identity provider callback on its own listener,
-// with Pods read from the manager's cache (live only on a miss).
+// with Pods, Namespaces and SidecarProfiles read from the manager's cache
+// (Pods live, with a list by name, only on a miss).
 // It serves webhookCerts unless --provider-cert-dir names another directory.
 func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, webhookCerts *certLoader, log logr.Logger) (healthz.Checker, error) {
 	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{}); err != nil {
@@ -235,6 +236,9 @@ func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, webhookCerts 
 		if err := mgr.Add(certs); err != nil {
 			return nil, err
 		}
+	}
+	if o.ProviderClientCAFile == "" {
+		log.Info("the provider callback asks for no client certificate: anyone who reaches its port is answered; set --provider-client-ca-file to ZTS's CA outside development")
 	}
 	srv, err := provider.NewServer(provider.ServerOptions{
 		Addr: o.ProviderBindAddress, Handler: h, GetCertificate: certs.GetCertificate,

@@ -171,7 +171,7 @@ func TestZTSThroughProvider(t *testing.T) {
 	_, _, err = register(domain, "encoder", token, other)
 	wantRefused(t, "register with another Pod's instance id and IP", err, "instance id: ")
 	_, _, err = register(domain, "encoder", mintToken(t, pod, "zts", false), pod)
-	wantRefused(t, "register with a token for another audience", err, "audience: ")
+	wantRefused(t, "register with a token for another audience", err, provider.MsgTokenRefused)
 
 	if got := fake.Calls(ztsfake.EndpointInstanceRegister); got != 4 {
 		t.Errorf("fake ZTS saw %d registers, want 4", got)
