@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -91,6 +92,8 @@ type Options struct {
 	// DefaultRefusalBurst.
 	RefusalRate  float64
 	RefusalBurst int
+	// Now is the clock of the refusal limit. Default: time.Now.
+	Now func() time.Time
 }
 
 // Handler serves PathInstance and PathRefresh.
@@ -133,7 +136,10 @@ func NewHandler(o Options) (*Handler, error) {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
-	return &Handler{o: o, log: log, refusals: newRefusals(o.RefusalRate, o.RefusalBurst)}, nil
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Handler{o: o, log: log, refusals: newRefusals(o.RefusalRate, o.RefusalBurst, o.Now)}, nil
 }
 
 // ServeHTTP answers ZTS: 200 with the confirmation when the instance is

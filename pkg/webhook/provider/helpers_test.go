@@ -363,3 +363,12 @@ func post(t *testing.T, h http.Handler, path string, body any) answer {
 	}
 	return answer{rec.Code, rec.Body.Bytes()}
 }
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -33,8 +33,8 @@ type refusals struct {
 	clients map[string]*rate.Limiter
 }
 
-func newRefusals(perSecond float64, burst int) *refusals {
-	return &refusals{limit: rate.Limit(perSecond), burst: burst, now: time.Now, clients: map[string]*rate.Limiter{}}
+func newRefusals(perSecond float64, burst int, now func() time.Time) *refusals {
+	return &refusals{limit: rate.Limit(perSecond), burst: burst, now: now, clients: map[string]*rate.Limiter{}}
 }
 
 // clientKey is the IP of a request's RemoteAddr.
