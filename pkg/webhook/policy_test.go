@@ -60,7 +60,7 @@ func TestAuthorize(t *testing.T) {
 	}{
 		{name: "templates' identity", profile: plainDefault},
 		{name: "domain annotation without policy", profile: plainDefault, domain: "payments",
-			want: `identity policy of SidecarProfile athenz-injector/default: namespace "shop" may not be payments.web (annotation athenz.io/domain "payments"): it allows only the identity its templates give (shop.web); to allow another, list it in spec.identityPolicy.allowedIdentities`,
+			want:  `identity policy of SidecarProfile athenz-injector/default: namespace "shop" may not be payments.web (annotation athenz.io/domain "payments"): it allows only the identity its templates give (shop.web); to allow another, list it in spec.identityPolicy.allowedIdentities`,
 			check: CheckPolicy},
 		{name: "domain annotation naming the templates' domain", profile: plainDefault, domain: "shop"},
 		{name: "service annotation without policy", profile: plainDefault, service: "admin", want: `annotation athenz.io/service "admin"`, check: CheckPolicy},
