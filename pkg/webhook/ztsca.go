@@ -23,7 +23,7 @@ import (
 
 // RBAC of the ZTS CA copies:
 //
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch;create;update;delete
 //
 // A source that is a Secret is read with get in the injector's namespace;
 // the chart grants it for the profile it creates.

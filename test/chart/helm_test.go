@@ -146,7 +146,15 @@ func valuesFile(t *testing.T, values map[string]any) string {
 // "athenz-injector" (the names of config/) with values.
 func (h *helm) template(t *testing.T, values map[string]any) manifests {
 	t.Helper()
-	out, err := h.run("template", "athenz-injector", h.chart, "--namespace", "athenz-injector", "-f", valuesFile(t, values))
+	return h.templateAs(t, "athenz-injector", "athenz-injector", values)
+}
+
+// templateAs renders the chart as release in namespace with values and
+// more helm template flags (e.g. --api-versions).
+func (h *helm) templateAs(t *testing.T, release, namespace string, values map[string]any, flags ...string) manifests {
+	t.Helper()
+	args := append([]string{"template", release, h.chart, "--namespace", namespace, "-f", valuesFile(t, values)}, flags...)
+	out, err := h.run(args...)
 	if err != nil {
 		t.Fatal(err)
 	}
