@@ -401,7 +401,8 @@ func (c *rbacCase) confirm(ctx context.Context, addr string) error {
 func postTLS(ctx context.Context, addr string, body []byte, cert *tls.Certificate) (int, string, error) {
 	cfg := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the client's certificate is under test, not the server's
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		// Sent whatever CAs the server names, as a stranger would.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	tr := &http.Transport{TLSClientConfig: cfg}
 	defer tr.CloseIdleConnections()
