@@ -45,7 +45,7 @@ func (h *Handler) confirm(ctx context.Context, c *InstanceConfirmation) (*corev1
 	if err != nil {
 		return nil, err
 	}
-	pod, err := h.pod(ctx, rv.namespace, rv.podName, rv.podUID)
+	pod, err := h.pod(ctx, rv.namespace, rv.podName, rv.podUID, false)
 	if err != nil {
 		return nil, err
 	}
@@ -80,16 +80,19 @@ func (h *Handler) confirm(ctx context.Context, c *InstanceConfirmation) (*corev1
 
 // pod reads the Pod that a verified token is bound to: from Reader (the
 // cache), and from LiveReader when the cache does not have it or has an
-// older Pod of that name. The Pod must have the token's uid and not be
-// terminating.
-func (h *Handler) pod(ctx context.Context, namespace, name, uid string) (*corev1.Pod, error) {
+// older Pod of that name, or at once with fresh. The Pod must have the
+// token's uid and not be terminating.
+func (h *Handler) pod(ctx context.Context, namespace, name, uid string, fresh bool) (*corev1.Pod, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	var pod corev1.Pod
-	err := h.o.Reader.Get(ctx, key, &pod)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, unavailable("reading pod %s: %v", key, err)
+	var err error
+	if !fresh || h.o.LiveReader == nil {
+		err = h.o.Reader.Get(ctx, key, &pod)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, unavailable("reading pod %s: %v", key, err)
+		}
 	}
-	if (err != nil || string(pod.UID) != uid) && h.o.LiveReader != nil {
+	if (fresh || err != nil || string(pod.UID) != uid) && h.o.LiveReader != nil {
 		pod = corev1.Pod{}
 		err = getByList(ctx, h.o.LiveReader, key, &pod)
 		if err != nil && !apierrors.IsNotFound(err) {
