@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -103,6 +104,9 @@ func (r *ZTSCAReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	log := ctrl.LoggerFrom(ctx)
 	for i := range have.Items {
 		cm := &have.Items[i]
+		if !strings.HasPrefix(cm.Annotations[AnnotationZTSCAProfile], r.Namespace+"/") {
+			continue // another injector's (another release), not ours to change
+		}
 		bundle, ok := want[cm.Name]
 		if !ok {
 			if err := r.Client.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
