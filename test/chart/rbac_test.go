@@ -293,20 +293,41 @@ func (c *rbacCase) exercise(t *testing.T) (string, error) {
 	}
 	// Every case's injector reconciles every profile of the cluster, so
 	// the audit log, not the profile, says whether this one wrote it.
-	if err := waitFor(ctx, func() error {
-		for _, e := range c.audit(t) {
-			if e.Verb == "patch" && e.resource() == "sidecarprofiles/status" && e.ObjectRef.Namespace == c.release &&
-				e.ObjectRef.Name == profile.Name && e.ResponseStatus.Code == http.StatusOK {
-				return nil
-			}
-		}
-		return fmt.Errorf("the injector has not written the status of SidecarProfile %s/%s", c.release, profile.Name)
-	}); err != nil {
+	if err := c.waitAudited(ctx, t, "patch", "sidecarprofiles/status"); err != nil {
 		return "profile status", err
 	}
 
 	if err := waitFor(ctx, func() error { return c.confirm(ctx, run.ProviderAddr) }); err != nil {
 		return "provider callback (TokenReview, Pod, Namespace, profile)", err
+	}
+
+	// The ZTS CA copies of a cluster-wide profile (a name of this case's
+	// own: every case's injector keeps copies in every namespace).
+	caProfile := profile.DeepCopy()
+	caProfile.ObjectMeta = metav1.ObjectMeta{Namespace: c.release, Name: "ca-" + c.release}
+	caProfile.Spec.ZTS.CA = &v1alpha1.CABundle{ConfigMap: &v1alpha1.KeyReference{Name: "zts-ca", Key: "ca.pem"}}
+	if err := k.Create(ctx, caProfile); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.waitAudited(ctx, t, "create", "configmaps"); err != nil {
+		return "ZTS CA copies (created)", err
+	}
+	var source corev1.ConfigMap
+	if err := k.Get(ctx, client.ObjectKey{Namespace: c.release, Name: "zts-ca"}, &source); err != nil {
+		t.Fatal(err)
+	}
+	source.Data["ca.pem"] += "\n# rotated\n"
+	if err := k.Update(ctx, &source); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.waitAudited(ctx, t, "update", "configmaps"); err != nil {
+		return "ZTS CA copies (updated)", err
+	}
+	if err := k.Delete(ctx, caProfile); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.waitAudited(ctx, t, "delete", "configmaps"); err != nil {
+		return "ZTS CA copies (deleted)", err
 	}
 
 	var lease coordinationv1.Lease
@@ -346,6 +367,20 @@ func (c *rbacCase) exercise(t *testing.T) (string, error) {
 		return "clean stop", err
 	}
 	return "", nil
+}
+
+// waitAudited waits until the audit log shows this case's injector
+// succeeding at verb on resource: what several cases' injectors may do to
+// one object is told apart by who did it.
+func (c *rbacCase) waitAudited(ctx context.Context, t *testing.T, verb, resource string) error {
+	return waitFor(ctx, func() error {
+		for _, e := range c.audit(t) {
+			if e.Verb == verb && e.resource() == resource && e.ResponseStatus.Code/100 == 2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("the injector has not done %s %s", verb, resource)
+	})
 }
 
 // confirm has the provider callback confirm a Pod of a tenant namespace,
