@@ -206,3 +206,24 @@ func TestIdentityPolicyAdmission(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentityPolicySchema: the CRD's own rules refuse at kubectl apply an
+// entry that would let every namespace claim a fixed domain, and the
+// injector reports what the schema cannot check in the profile's status.
+func TestIdentityPolicySchema(t *testing.T) {
+	ns := newNamespace(t, "policy-schema", nil)
+	everyone := validProfile(ns, "everyone")
+	everyone.Spec.IdentityPolicy.AllowedIdentities = []v1alpha1.AllowedIdentity{{Domains: []string{"payments"}}}
+	err := k8s.Create(t.Context(), everyone)
+	if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.identityPolicy.allowedIdentities[0].domains") ||
+		!strings.Contains(err.Error(), "each domain must contain {namespace}") {
+		t.Errorf("creating a profile that lets every namespace claim payments: %v, want Invalid naming spec.identityPolicy.allowedIdentities[0].domains", err)
+	}
+
+	bad := validProfile(ns, "bad-pattern")
+	bad.Spec.IdentityPolicy.AllowedIdentities = []v1alpha1.AllowedIdentity{{Namespaces: []string{ns}, Domains: []string{"{cluster}.*"}}}
+	createProfile(t, bad)
+	if c := waitCondition(t, ns, bad.Name); c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "spec.identityPolicy.allowedIdentities[0].domains[0]") {
+		t.Errorf("Ready = %s %q, want False naming spec.identityPolicy.allowedIdentities[0].domains[0]", c.Status, c.Message)
+	}
+}
