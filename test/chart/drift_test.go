@@ -70,18 +70,7 @@ func baseNames(paths []string) []string {
 // webhooks of config/webhook/manifests.yaml exactly.
 func TestWebhooksMatchConfig(t *testing.T) {
 	t.Parallel()
-	root, err := webhooktest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "config", "webhook", "manifests.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := parseManifests(string(data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	config := readConfig(t, "webhook/manifests.yaml")
 	var want admissionregv1.MutatingWebhookConfiguration
 	config.get(t, "MutatingWebhookConfiguration", name, &want)
 
@@ -170,18 +159,7 @@ func TestRBACCoversConfig(t *testing.T) {
 // config/policy exactly (but for labels); where it does not, none.
 func TestAdmissionPolicyMatchesConfig(t *testing.T) {
 	t.Parallel()
-	root, err := webhooktest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "config", "policy", "validating_admission_policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := parseManifests(string(data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	config := readConfig(t, "policy/validating_admission_policy.yaml")
 	h := newHelm(t)
 	if got := h.template(t, nil); len(got.all("ValidatingAdmissionPolicy"))+len(got.all("ValidatingAdmissionPolicyBinding")) != 0 {
 		t.Errorf("rendered a ValidatingAdmissionPolicy without the API version being served")

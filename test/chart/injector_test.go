@@ -16,7 +16,9 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -87,13 +89,13 @@ var localFlags = map[string]bool{
 // kubeconfig, waiting up to readyTimeout for /readyz. Arguments naming a
 // path under a volume mount are rewritten to the volume's local copy; the
 // provider callback gets a free loopback address.
-func startFromDeployment(t *testing.T, c client.Client, dep *appsv1.Deployment, kubeconfig string, readyTimeout time.Duration) (*podRun, error) {
+func startFromDeployment(t *testing.T, cs kubernetes.Interface, dep *appsv1.Deployment, kubeconfig string, readyTimeout time.Duration) (*podRun, error) {
 	t.Helper()
 	bin, err := injectorBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mounts, err := materializeVolumes(t, c, dep)
+	mounts, err := materializeVolumes(t, cs, dep)
 	if err != nil {
 		return nil, err
 	}
@@ -159,64 +161,20 @@ func localPath(mounts map[string]string, value string) string {
 }
 
 // materializeVolumes does what kubelet does with the first container's
-// volume mounts: an emptyDir is a new directory, a Secret or ConfigMap is
-// read from the API server and its keys written as files. A missing
-// Secret or ConfigMap is an error, as it keeps a real Pod from starting.
-func materializeVolumes(t *testing.T, c client.Client, dep *appsv1.Deployment) (map[string]string, error) {
+// volume mounts (framework.PlayedKubelet fills them) and returns each mount
+// path's local directory.
+func materializeVolumes(t *testing.T, cs kubernetes.Interface, dep *appsv1.Deployment) (map[string]string, error) {
 	t.Helper()
-	spec := dep.Spec.Template.Spec
-	volumes := map[string]corev1.Volume{}
-	for _, v := range spec.Volumes {
-		volumes[v.Name] = v
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: dep.Namespace, Name: dep.Name}, Spec: dep.Spec.Template.Spec}
+	ctr := &pod.Spec.Containers[0]
+	k := &framework.PlayedKubelet{Clientset: cs}
+	dirs, err := k.PrepareVolumes(t.Context(), pod, ctr, t.TempDir())
+	if err != nil {
+		return nil, err
 	}
 	mounts := map[string]string{}
-	for _, m := range spec.Containers[0].VolumeMounts {
-		v, ok := volumes[m.Name]
-		if !ok {
-			return nil, fmt.Errorf("volume mount %s names no volume", m.Name)
-		}
-		dir := filepath.Join(t.TempDir(), m.Name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-		var data map[string][]byte
-		var items []corev1.KeyToPath
-		switch {
-		case v.EmptyDir != nil:
-		case v.Secret != nil:
-			var s corev1.Secret
-			if err := c.Get(t.Context(), client.ObjectKey{Namespace: dep.Namespace, Name: v.Secret.SecretName}, &s); err != nil {
-				return nil, fmt.Errorf("volume %s: Secret %s/%s: %w", m.Name, dep.Namespace, v.Secret.SecretName, err)
-			}
-			data, items = s.Data, v.Secret.Items
-		case v.ConfigMap != nil:
-			var cm corev1.ConfigMap
-			if err := c.Get(t.Context(), client.ObjectKey{Namespace: dep.Namespace, Name: v.ConfigMap.Name}, &cm); err != nil {
-				return nil, fmt.Errorf("volume %s: ConfigMap %s/%s: %w", m.Name, dep.Namespace, v.ConfigMap.Name, err)
-			}
-			data = map[string][]byte{}
-			for k, v := range cm.Data {
-				data[k] = []byte(v)
-			}
-			items = v.ConfigMap.Items
-		default:
-			return nil, fmt.Errorf("volume %s: only emptyDir, Secret and ConfigMap volumes are materialized", m.Name)
-		}
-		if len(items) == 0 {
-			for k := range data {
-				items = append(items, corev1.KeyToPath{Key: k, Path: k})
-			}
-		}
-		for _, it := range items {
-			b, ok := data[it.Key]
-			if !ok {
-				return nil, fmt.Errorf("volume %s: no key %q", m.Name, it.Key)
-			}
-			if err := os.WriteFile(filepath.Join(dir, it.Path), b, 0o600); err != nil {
-				return nil, err
-			}
-		}
-		mounts[m.MountPath] = dir
+	for _, m := range ctr.VolumeMounts {
+		mounts[m.MountPath] = filepath.Join(dirs[m.Name], m.SubPath)
 	}
 	return mounts, nil
 }

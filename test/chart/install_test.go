@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -33,8 +34,9 @@ const assetsEnv = "KUBEBUILDER_ASSETS"
 // controlPlane is a running kube-apiserver and etcd with no CRDs: the
 // chart installs its own.
 type controlPlane struct {
-	client     client.Client // uncached, administrator
-	kubeconfig string        // administrator kubeconfig, for helm
+	client     client.Client        // uncached, administrator
+	clientset  kubernetes.Interface // the same, for TokenRequests and the played kubelet
+	kubeconfig string               // administrator kubeconfig, for helm
 	env        *envtest.Environment
 	// auditLog is the API server's audit log (startAuditedControlPlane):
 	// every request of a service account, one JSON event a line.
@@ -132,7 +134,11 @@ func startControlPlaneWith(t *testing.T, audit bool) *controlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &controlPlane{client: c, kubeconfig: kubeconfig, env: env, auditLog: auditLog}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &controlPlane{client: c, clientset: cs, kubeconfig: kubeconfig, env: env, auditLog: auditLog}
 }
 
 // serviceAccountKubeconfig writes a kubeconfig that acts as ServiceAccount

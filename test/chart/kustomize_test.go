@@ -33,19 +33,7 @@ import (
 const kustomizeVersion = "v5.8.1"
 
 var kustomizeBinary = sync.OnceValues(func() (string, error) {
-	root, err := webhooktest.RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.Command("bash", filepath.Join(root, "hack", "go-install-tool.sh"), "kustomize", "sigs.k8s.io/kustomize/kustomize/v5", kustomizeVersion)
-	cmd.Dir = root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("hack/go-install-tool.sh kustomize: %v\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out)), nil
+	return hackTool("go-install-tool.sh", "kustomize", "sigs.k8s.io/kustomize/kustomize/v5", kustomizeVersion)
 })
 
 // TestKustomizeInstall is `kubectl apply -k config/default` on a real API
@@ -112,7 +100,7 @@ func TestKustomizeInstall(t *testing.T) {
 	}
 
 	kubeconfig := cp.serviceAccountKubeconfig(t, dep.Namespace, dep.Spec.Template.Spec.ServiceAccountName)
-	run, err := startFromDeployment(t, c, &dep, kubeconfig, time.Minute)
+	run, err := startFromDeployment(t, cp.clientset, &dep, kubeconfig, time.Minute)
 	if err != nil {
 		t.Fatalf("the injector of config/manager did not become ready: %v", err)
 	}

@@ -16,7 +16,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
-	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook/provider"
 )
 
@@ -32,15 +31,7 @@ func TestProviderAnswersOnlyZTS(t *testing.T) {
 	if err := applyAll(t.Context(), cp.client, readCRDs(t, h.chart)); err != nil {
 		t.Fatal(err)
 	}
-	zts := ztsfake.NewTest(t, ztsfake.Options{})
-	ztsCert, ztsKey, err := zts.IssueIdentity("sys.auth", "zts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ztsClient, err := tls.X509KeyPair(ztsCert, ztsKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ztsCA, ztsClient := ztsClientCertificate(t)
 	stranger := foreignClientCert(t)
 	// A well-formed request with a token nobody issued: whoever gets past
 	// TLS gets the one refusal for unverified tokens.
@@ -55,11 +46,11 @@ func TestProviderAnswersOnlyZTS(t *testing.T) {
 	start := func(t *testing.T, release string, values map[string]any) *podRun {
 		t.Helper()
 		c := &rbacCase{cp: cp, release: release, fullname: release + "-athenz-injector",
-			objs: h.templateAs(t, release, release, values), ztsCA: zts.CACertPEM()}
+			objs: h.templateAs(t, release, release, values), ztsCA: ztsCA}
 		c.apply(t, nil)
 		var dep appsv1.Deployment
 		c.objs.get(t, "Deployment", c.fullname, &dep)
-		run, err := startFromDeployment(t, cp.client, &dep, cp.serviceAccountKubeconfig(t, release, c.fullname), time.Minute)
+		run, err := startFromDeployment(t, cp.clientset, &dep, cp.serviceAccountKubeconfig(t, release, c.fullname), time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}

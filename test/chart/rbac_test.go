@@ -22,7 +22,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -67,22 +66,14 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	if err := applyAll(ctx, cp.client, crds); err != nil {
 		t.Fatal(err)
 	}
-	zts := ztsfake.NewTest(t, ztsfake.Options{})
-	ztsCert, ztsKey, err := zts.IssueIdentity("sys.auth", "zts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ztsClient, err := tls.X509KeyPair(ztsCert, ztsKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ztsCA, ztsClient := ztsClientCertificate(t)
 	var n atomic.Int32
 	newCase := func(t *testing.T) *rbacCase {
 		t.Helper()
 		release := fmt.Sprintf("rbac-%d", n.Add(1))
 		objs := h.templateAs(t, release, release, rbacValues())
 		return &rbacCase{cp: cp, release: release, fullname: release + "-athenz-injector", objs: objs,
-			ztsCA: zts.CACertPEM(), zts: ztsClient}
+			ztsCA: ztsCA, zts: ztsClient}
 	}
 
 	base := newCase(t)
@@ -125,6 +116,22 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ztsClientCertificate is a fake ZTS's CA and the client certificate ZTS
+// presents when it calls a provider.
+func ztsClientCertificate(t *testing.T) ([]byte, tls.Certificate) {
+	t.Helper()
+	zts := ztsfake.NewTest(t, ztsfake.Options{})
+	certPEM, keyPEM, err := zts.IssueIdentity("sys.auth", "zts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zts.CACertPEM(), cert
 }
 
 func rbacValues() map[string]any {
@@ -250,7 +257,7 @@ func (c *rbacCase) exercise(t *testing.T) (string, error) {
 	c.objs.get(t, "Deployment", c.fullname, &dep)
 	kubeconfig := c.cp.serviceAccountKubeconfig(t, c.release, dep.Spec.Template.Spec.ServiceAccountName)
 
-	run, err := startFromDeployment(t, k, &dep, kubeconfig, stepTimeout)
+	run, err := startFromDeployment(t, c.cp.clientset, &dep, kubeconfig, stepTimeout)
 	if err != nil {
 		return "ready (informers, certificate Secret, caBundle)", err
 	}
@@ -359,7 +366,7 @@ func (c *rbacCase) exercise(t *testing.T) (string, error) {
 	if err := k.Update(ctx, &secret); err != nil {
 		t.Fatal(err)
 	}
-	again, err := startFromDeployment(t, k, &dep, kubeconfig, stepTimeout)
+	again, err := startFromDeployment(t, c.cp.clientset, &dep, kubeconfig, stepTimeout)
 	if err != nil {
 		return "ready again (certificate renewed in the Secret)", err
 	}
@@ -405,11 +412,7 @@ func (c *rbacCase) confirm(ctx context.Context, addr string) error {
 			return err
 		}
 	}
-	cs, err := kubernetes.NewForConfig(c.cp.env.Config)
-	if err != nil {
-		return err
-	}
-	tr, err := cs.CoreV1().ServiceAccounts(tenant).CreateToken(ctx, "web", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+	tr, err := c.cp.clientset.CoreV1().ServiceAccounts(tenant).CreateToken(ctx, "web", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 		Audiences: []string{"athenz"}, ExpirationSeconds: ptr.To[int64](600),
 		BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
 	}}, metav1.CreateOptions{})

@@ -175,24 +175,6 @@ func TestRefusedTokensLearnNothing(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestRefusalRateLimit: a client whose requests keep being refused gets
 // 429 without a TokenReview until its bucket refills; other clients, and
 // the same client once refilled, are answered as usual; confirmations take
@@ -203,7 +185,7 @@ func TestRefusalRateLimit(t *testing.T) {
 	domain := tokens.NamespaceToDomain(ns)
 	good := request(pod, domain, "web", mintToken(t, pod, audience, false))
 	bad := request(pod, domain, "web", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln")
-	clock := &fakeClock{now: time.Now()}
+	clock := tokens.NewFakeClock(time.Now())
 	const burst = 3
 	h, api, _ := countedHandler(t, func(o *provider.Options) {
 		o.RefusalRate, o.RefusalBurst, o.Now = 0.5, burst, clock.Now
@@ -244,7 +226,7 @@ func TestRefusalRateLimit(t *testing.T) {
 	if rec := postFrom("192.0.2.2", bad); rec.Code != http.StatusForbidden {
 		t.Errorf("another client: %d, want 403: the limit is per client", rec.Code)
 	}
-	clock.Add(2 * time.Second)
+	clock.Advance(2 * time.Second)
 	if rec := postFrom("192.0.2.1", good); rec.Code != http.StatusOK {
 		t.Errorf("after the bucket refilled: %d %s, want 200", rec.Code, rec.Body)
 	}
