@@ -142,9 +142,9 @@ type Scenario struct {
 	// ztsClient is the certificate the fake ZTS presents to the provider
 	// callback, which answers only clients with one from ZTS's CA.
 	ztsClient atomic.Pointer[tls.Certificate]
-	confirmed    atomic.Int64
-	refused      sync.Map // domain -> true: the provider is asked nothing, ZTS refuses
-	cleanups     []func() error
+	confirmed atomic.Int64
+	refused   sync.Map // domain -> true: the provider is asked nothing, ZTS refuses
+	cleanups  []func() error
 }
 
 // NewScenario prepares a scenario; nothing runs yet.
