@@ -76,7 +76,7 @@ verify-fmt: ## Fail if gofmt would change a file.
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code, the CRD and the ClusterRole with controller-gen.
+generate: ## Regenerate deepcopy code, the CRD and the roles (config/rbac) with controller-gen.
 	hack/generate.sh
 
 .PHONY: manifests

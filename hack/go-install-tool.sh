@@ -28,7 +28,13 @@ if [[ ! -x "$target" ]]; then
   # GOFLAGS=-mod=mod and no module context: the tool's own go.mod decides its
   # dependencies, not ours.
   (cd "$tmp" && GOBIN="$tmp" GOFLAGS=-mod=mod go install "$pkg@$version")
-  mv "$tmp/$(basename "$pkg")" "$target"
+  # go install names the binary after the last path element, or the one
+  # before a major-version suffix (sigs.k8s.io/kustomize/kustomize/v5).
+  bin=$(basename "$pkg")
+  if [[ $bin =~ ^v[0-9]+$ ]]; then
+    bin=$(basename "$(dirname "$pkg")")
+  fi
+  mv "$tmp/$bin" "$target"
 fi
 ln -sfn "$(basename "$target")" "$LOCALBIN/$name"
 echo "$LOCALBIN/$name"

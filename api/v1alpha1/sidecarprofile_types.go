@@ -10,9 +10,9 @@ import (
 // how namespace and service account map to an Athenz domain and service, and
 // the sidecar container itself.
 //
-// A Pod uses the profile named in its athenz.io/profile annotation, else the
-// profile named "default" in its namespace, else "default" in the injector's
-// namespace.
+// A Pod uses the profile named in its athenz.io/profile annotation (else
+// "default") in its namespace, else the one of that name in the injector's
+// namespace if spec.identityPolicy lets it serve the Pod's namespace.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -85,6 +85,87 @@ type SidecarProfileSpec struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	// +kubebuilder:validation:items:Pattern=`^[^,\s]+$`
 	ProxyAllowedHosts []string `json:"proxyAllowedHosts,omitempty"`
+
+	// IdentityPolicy bounds the Athenz identities this profile gives: which
+	// namespaces may use it, and which identities besides the one its
+	// templates give Pods may claim with the athenz.io/domain and
+	// athenz.io/service annotations. Unset: the profile named "default" in
+	// the injector's namespace serves every namespace, another profile
+	// there serves none, and the annotations are refused. The injector
+	// enforces it at admission and the provider callback at every register
+	// and refresh (docs/security.md).
+	// +optional
+	IdentityPolicy IdentityPolicy `json:"identityPolicy,omitzero"`
+}
+
+// IdentityPolicy is the platform team's bound on the identities of a
+// profile. In the injector's namespace (which tenants cannot write) it
+// says what each namespace may become; in a tenant's namespace it can only
+// narrow that: whatever such a profile gives must also be allowed by a
+// profile of the injector's namespace that serves the namespace.
+type IdentityPolicy struct {
+	// NamespaceSelector selects the namespaces this profile serves, for a
+	// profile in the injector's namespace; a Pod elsewhere that names it in
+	// athenz.io/profile is refused. {} selects every namespace. Unset:
+	// every namespace for the profile named "default", none for another
+	// name. Ignored in other namespaces, whose profiles serve only their own.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// AllowedIdentities are the identities, besides the one the templates
+	// give, that Pods may claim with athenz.io/domain and athenz.io/service,
+	// or that a tenant's own profile may give them. Empty: only the
+	// templates' identity; the annotations are refused.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	AllowedIdentities []AllowedIdentity `json:"allowedIdentities,omitempty"`
+}
+
+// AllowedIdentity lets the Pods of some namespaces claim some identities.
+// It applies to the namespaces listed in namespaces and to those that
+// namespaceSelector selects; with neither, to every namespace the profile
+// serves, and then every domain must contain {namespace} (or
+// {namespace.raw}), so that each namespace gets only names of its own.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.namespaces) || has(self.namespaceSelector) || self.domains.all(d, d.contains('{namespace'))",message="without namespaces or namespaceSelector the entry applies to every namespace: each domain must contain {namespace}, or set namespaceSelector: {} to allow a fixed domain to every namespace",fieldPath=".domains"
+type AllowedIdentity struct {
+	// Namespaces by name.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// NamespaceSelector selects namespaces by label; {} selects every
+	// namespace the profile serves.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// Domains the Pods may claim. Each is a domain template with the
+	// placeholders of domainTemplate, such as "shop", "{namespace}" or
+	// "k8s.{namespace}"; a trailing ".*" allows every subdomain below it
+	// (one or more more labels): "shop.*" allows shop.batch and
+	// shop.batch.jobs, not shop.
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[-a-zA-Z0-9_.{}]+(\.\*)?$`
+	Domains []string `json:"domains"`
+
+	// Services the Pods may claim in those domains: service templates
+	// (placeholders of serviceTemplate), or "*" for any service. Empty: the
+	// service the profile's serviceTemplate gives; athenz.io/service is
+	// refused.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*|[-a-zA-Z0-9_.{}]+)$`
+	Services []string `json:"services,omitempty"`
 }
 
 // ZTS locates the Athenz token service.

@@ -18,9 +18,11 @@ const (
 	AnnotationInject = "athenz.io/inject"
 	// AnnotationProfile names the SidecarProfile to use.
 	AnnotationProfile = "athenz.io/profile"
-	// AnnotationDomain overrides the Athenz domain from the profile's template.
+	// AnnotationDomain asks for another Athenz domain than the profile's
+	// template gives; the profile's spec.identityPolicy must allow it.
 	AnnotationDomain = "athenz.io/domain"
-	// AnnotationService overrides the Athenz service from the profile's template.
+	// AnnotationService asks for another Athenz service than the profile's
+	// template gives; the profile's spec.identityPolicy must allow it.
 	AnnotationService = "athenz.io/service"
 	// AnnotationPrefetch replaces the profile's prefetch list, e.g.
 	// "prov:role.reader,other:domain".
@@ -58,9 +60,26 @@ const (
 )
 
 // Denial is a mistake in what the user sent (an annotation, a clash with
-// what the injector adds, an unusable profile). The handler answers it with
-// admission.Denied and the message, which names what to fix.
-type Denial struct{ Msg string }
+// what the injector adds, an unusable profile) or an identity the policy
+// refuses. The handler answers it with admission.Denied and the message,
+// which names what to fix; the provider callback refuses with it.
+type Denial struct {
+	Msg string
+	// Check names what failed, for the provider callback's refusals
+	// (CheckProfile, CheckPolicy, CheckAnnotation); empty for mistakes the
+	// callback never sees.
+	Check string
+}
+
+// Checks of Denial.Check.
+const (
+	// CheckProfile: no usable profile serves the Pod.
+	CheckProfile = "profile"
+	// CheckPolicy: the identity policy refuses the Pod's identity.
+	CheckPolicy = "policy"
+	// CheckAnnotation: an athenz.io/* annotation is malformed.
+	CheckAnnotation = "annotation"
+)
 
 func (d *Denial) Error() string { return d.Msg }
 
@@ -68,8 +87,12 @@ func denyf(format string, args ...any) error {
 	return &Denial{Msg: fmt.Sprintf(format, args...)}
 }
 
+func denyCheck(check, format string, args ...any) error {
+	return &Denial{Msg: fmt.Sprintf(format, args...), Check: check}
+}
+
 func annotationError(key, value, format string, args ...any) error {
-	return denyf("annotation %s: %q: %s", key, truncate(value), fmt.Sprintf(format, args...))
+	return denyCheck(CheckAnnotation, "annotation %s: %q: %s", key, truncate(value), fmt.Sprintf(format, args...))
 }
 
 // truncate keeps a denial short when a value is huge.
@@ -111,28 +134,16 @@ func ProfileName(annotations map[string]string) (string, error) {
 }
 
 // overrides are the per-Pod annotations, parsed and validated.
+// The identity annotations are PodIdentity's.
 type overrides struct {
-	domain, service string
-	prefetch        *string // nil: the profile's list
-	image           string
-	cpu, memory     *resource.Quantity
-	native          *bool
+	prefetch    *string // nil: the profile's list
+	image       string
+	cpu, memory *resource.Quantity
+	native      *bool
 }
 
 func parseOverrides(a map[string]string) (overrides, error) {
 	var o overrides
-	if v, ok := a[AnnotationDomain]; ok {
-		if err := tokens.ValidateDomain(v); err != nil {
-			return o, annotationError(AnnotationDomain, v, "not an Athenz domain: %v", err)
-		}
-		o.domain = v
-	}
-	if v, ok := a[AnnotationService]; ok {
-		if err := tokens.ValidateService(v); err != nil {
-			return o, annotationError(AnnotationService, v, "not an Athenz service: %v", err)
-		}
-		o.service = v
-	}
 	if v, ok := a[AnnotationPrefetch]; ok {
 		targets, err := tokens.ParseTargets(v)
 		if err != nil {

@@ -59,24 +59,11 @@ func newPlan(pod *corev1.Pod, profile *v1alpha1.SidecarProfile, s Settings) (*pl
 	if pod.Spec.ServiceAccountName == "" && p.mode == v1alpha1.IdentityCopperArgos {
 		return nil, denyf("the Pod has no spec.serviceAccountName, so there is no service account token to attest it with (copper-argos mode of SidecarProfile %s); the ServiceAccount admission plugin normally sets it", p.profile)
 	}
-	p.domain, p.service = o.domain, o.service
-	if p.domain == "" || p.service == "" {
-		sa := pod.Spec.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		domain, service, err := p.naming.Identity(pod.Namespace, sa)
-		if err != nil {
-			return nil, denyf("cannot derive the Pod's Athenz identity with SidecarProfile %s: %v (set the annotations %s and %s, or change the profile's templates)",
-				p.profile, err, AnnotationDomain, AnnotationService)
-		}
-		if p.domain == "" {
-			p.domain = domain
-		}
-		if p.service == "" {
-			p.service = service
-		}
+	id, err := PodIdentity(pod, profile)
+	if err != nil {
+		return nil, err
 	}
+	p.domain, p.service = id.Domain, id.Service
 
 	if pod.Spec.HostNetwork {
 		if p.denyHostNet {

@@ -2,23 +2,15 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-
-	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 )
-
-// DefaultProfileName is the profile a Pod gets when it names none.
-const DefaultProfileName = "default"
 
 // PodHandler serves /mutate-pods: it injects the sidecar into Pods that opt
 // in, on creation.
@@ -54,8 +46,10 @@ func (h *PodHandler) handle(ctx context.Context, req admission.Request) (string,
 		pod.Namespace = req.Namespace
 	}
 
+	// The namespace's labels opt its Pods in and select what the identity
+	// policy allows them.
 	var nsLabels map[string]string
-	if _, annotated := pod.Annotations[AnnotationInject]; !annotated && !h.o.Settings.untouchable(pod.Namespace) {
+	if !h.o.Settings.untouchable(pod.Namespace) {
 		var ns corev1.Namespace
 		if err := h.o.Reader.Get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns); err != nil {
 			log.Error(err, "cannot read namespace")
@@ -73,7 +67,7 @@ func (h *PodHandler) handle(ctx context.Context, req admission.Request) (string,
 		return OutcomeSkipped, admission.Allowed(reason)
 	}
 
-	profile, err := h.profile(ctx, pod)
+	profile, id, err := h.resolver().Resolve(ctx, pod, nsLabels)
 	if err != nil {
 		return h.refuse(log, err)
 	}
@@ -81,14 +75,13 @@ func (h *PodHandler) handle(ctx context.Context, req admission.Request) (string,
 	if err != nil {
 		return h.refuse(log, err)
 	}
-	log.Info("pod injected", "profile", profile.Namespace+"/"+profile.Name, "reason", reason, "operations", len(ops))
+	log.Info("pod injected", "profile", profileKey(profile), "domain", id.Domain, "service", id.Service, "reason", reason, "operations", len(ops))
 	return OutcomeInjected, admission.Patched("", toAdmission(ops)...)
 }
 
 // refuse maps a *Denial to a denial and anything else to an error.
 func (h *PodHandler) refuse(log logr.Logger, err error) (string, admission.Response) {
-	var d *Denial
-	if errors.As(err, &d) {
+	if d, ok := IsDenial(err); ok {
 		log.Info("pod denied", "reason", d.Msg)
 		return OutcomeDenied, admission.Denied(d.Msg)
 	}
@@ -96,37 +89,8 @@ func (h *PodHandler) refuse(log logr.Logger, err error) (string, admission.Respo
 	return OutcomeError, admission.Errored(http.StatusInternalServerError, err)
 }
 
-// profile finds the Pod's SidecarProfile: the one named by athenz.io/profile
-// (else "default") in the Pod's namespace, else the one of that name in the
-// injector's namespace. It reads the informer cache only.
-func (h *PodHandler) profile(ctx context.Context, pod *corev1.Pod) (*v1alpha1.SidecarProfile, error) {
-	name, err := ProfileName(pod.Annotations)
-	if err != nil {
-		return nil, err
-	}
-	if name == "" {
-		name = DefaultProfileName
-	}
-	keys := []types.NamespacedName{{Namespace: pod.Namespace, Name: name}}
-	if ns := h.o.Settings.Namespace; ns != "" && ns != pod.Namespace {
-		keys = append(keys, types.NamespacedName{Namespace: ns, Name: name})
-	}
-	for _, key := range keys {
-		var p v1alpha1.SidecarProfile
-		err := h.o.Reader.Get(ctx, key, &p)
-		if err == nil {
-			return &p, nil
-		}
-		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("reading SidecarProfile %s: %w", key, err)
-		}
-	}
-	looked := make([]string, len(keys))
-	for i, k := range keys {
-		looked[i] = fmt.Sprintf("%q", k.String())
-	}
-	return nil, denyf("no SidecarProfile for this Pod: looked for %s; create one, or name an existing one with the annotation %s",
-		strings.Join(looked, " and "), AnnotationProfile)
+func (h *PodHandler) resolver() Resolver {
+	return Resolver{Reader: h.o.Reader, Namespace: h.o.Settings.Namespace}
 }
 
 // podName is the Pod's name for logs; Pods of controllers often have only

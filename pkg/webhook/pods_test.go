@@ -64,6 +64,12 @@ func TestPodHandler(t *testing.T) {
 		}
 	}
 	inject := map[string]string{AnnotationInject: "true"}
+	team := namespace("team", map[string]string{"kubernetes.io/metadata.name": "team"})
+	served := func(name string) client.Object {
+		p := profile("athenz-injector", name).(*v1alpha1.SidecarProfile)
+		p.Spec.IdentityPolicy.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "team"}}
+		return p
+	}
 	tests := []struct {
 		name        string
 		objects     []client.Object
@@ -74,35 +80,55 @@ func TestPodHandler(t *testing.T) {
 	}{
 		{
 			name:        "profile in the pod's namespace first",
-			objects:     []client.Object{profile("team", "default"), profile("athenz-injector", "default")},
+			objects:     []client.Object{team, profile("team", "default"), profile("athenz-injector", "default")},
 			pod:         pod("team", inject),
 			wantOutcome: OutcomeInjected, wantProfile: "team/default",
 		},
 		{
 			name:        "then the injector's namespace",
-			objects:     []client.Object{profile("athenz-injector", "default")},
+			objects:     []client.Object{team, profile("athenz-injector", "default")},
 			pod:         pod("team", inject),
 			wantOutcome: OutcomeInjected, wantProfile: "athenz-injector/default",
 		},
 		{
-			name:        "named profile from the injector's namespace",
-			objects:     []client.Object{profile("athenz-injector", "shared")},
+			name:        "named profile from the injector's namespace that serves the namespace",
+			objects:     []client.Object{team, served("shared")},
 			pod:         pod("team", map[string]string{AnnotationInject: "true", AnnotationProfile: "shared"}),
 			wantOutcome: OutcomeInjected, wantProfile: "athenz-injector/shared",
 		},
 		{
+			name:        "named profile from the injector's namespace that does not serve it",
+			objects:     []client.Object{team, profile("athenz-injector", "shared")},
+			pod:         pod("team", map[string]string{AnnotationInject: "true", AnnotationProfile: "shared"}),
+			wantOutcome: OutcomeDenied, wantMessage: `SidecarProfile athenz-injector/shared does not serve namespace "team"`,
+		},
+		{
+			name:        "namespace's own profile without a profile of the injector's namespace",
+			objects:     []client.Object{team, profile("team", "default")},
+			pod:         pod("team", inject),
+			wantOutcome: OutcomeDenied, wantMessage: `identity policy: namespace "team" may not be team.web`,
+		},
+		{
+			name:        "domain annotation the policy does not allow",
+			objects:     []client.Object{team, profile("athenz-injector", "default")},
+			pod:         pod("team", map[string]string{AnnotationInject: "true", AnnotationDomain: "payments"}),
+			wantOutcome: OutcomeDenied, wantMessage: "identity policy of SidecarProfile athenz-injector/default",
+		},
+		{
 			name:        "no profile",
+			objects:     []client.Object{team},
 			pod:         pod("team", inject),
 			wantOutcome: OutcomeDenied, wantMessage: `looked for "team/default" and "athenz-injector/default"`,
 		},
 		{
 			name:        "bad profile name",
+			objects:     []client.Object{team},
 			pod:         pod("team", map[string]string{AnnotationInject: "true", AnnotationProfile: "Not A Name"}),
 			wantOutcome: OutcomeDenied, wantMessage: AnnotationProfile,
 		},
 		{
 			name:        "namespace opt-in",
-			objects:     []client.Object{namespace("team", map[string]string{NamespaceLabelInject: NamespaceInjectEnabled}), profile("team", "default")},
+			objects:     []client.Object{namespace("team", map[string]string{NamespaceLabelInject: NamespaceInjectEnabled}), profile("team", "default"), profile("athenz-injector", "default")},
 			pod:         pod("team", nil),
 			wantOutcome: OutcomeInjected, wantProfile: "team/default",
 		},

@@ -55,7 +55,6 @@ type config struct {
 	renewal     v1alpha1.CertRenewal
 	keyFile     v1alpha1.KeyFileIdentity
 	files       v1alpha1.FilesIdentity
-	naming      tokens.Naming
 	image       string
 	pullPolicy  corev1.PullPolicy
 	resources   corev1.ResourceRequirements
@@ -92,7 +91,6 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 		trustDomain: spec.Identity.TrustDomain,
 		attestation: spec.Identity.AttestationFormat,
 		renewal:     spec.Identity.CertRenewal,
-		naming:      tokens.Naming{DomainTemplate: spec.DomainTemplate, ServiceTemplate: spec.ServiceTemplate},
 		image:       spec.Sidecar.Image,
 		pullPolicy:  spec.Sidecar.ImagePullPolicy,
 		apiPort:     spec.Sidecar.Ports.API,
@@ -174,12 +172,15 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 		return bad("identity.certRenewal", "%q is not one of refresh, reregister", c.renewal)
 	}
 
-	if err := c.naming.Validate(); err != nil {
+	if err := Naming(p).Validate(); err != nil {
 		field := "domainTemplate"
 		if strings.HasPrefix(err.Error(), "service") {
 			field = "serviceTemplate"
 		}
 		return bad(field, "%v", err)
+	}
+	if field, err := validatePolicy(&spec.IdentityPolicy); err != nil {
+		return bad("identityPolicy."+field, "%v", err)
 	}
 
 	if c.image == "" {

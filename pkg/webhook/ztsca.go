@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,7 +24,7 @@ import (
 
 // RBAC of the ZTS CA copies:
 //
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch;create;update;delete
 //
 // A source that is a Secret is read with get in the injector's namespace;
 // the chart grants it for the profile it creates.
@@ -103,6 +104,9 @@ func (r *ZTSCAReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	log := ctrl.LoggerFrom(ctx)
 	for i := range have.Items {
 		cm := &have.Items[i]
+		if !strings.HasPrefix(cm.Annotations[AnnotationZTSCAProfile], r.Namespace+"/") {
+			continue // another injector's (another release), not ours to change
+		}
 		bundle, ok := want[cm.Name]
 		if !ok {
 			if err := r.Client.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {

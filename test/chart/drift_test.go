@@ -70,18 +70,7 @@ func baseNames(paths []string) []string {
 // webhooks of config/webhook/manifests.yaml exactly.
 func TestWebhooksMatchConfig(t *testing.T) {
 	t.Parallel()
-	root, err := webhooktest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "config", "webhook", "manifests.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := parseManifests(string(data))
-	if err != nil {
-		t.Fatal(err)
-	}
+	config := readConfig(t, "webhook/manifests.yaml")
 	var want admissionregv1.MutatingWebhookConfiguration
 	config.get(t, "MutatingWebhookConfiguration", name, &want)
 
@@ -100,8 +89,9 @@ func TestWebhooksMatchConfig(t *testing.T) {
 }
 
 // TestRBACCoversConfig: every rule of the Roles and ClusterRoles in
-// config/rbac (role.yaml is generated from the injector's RBAC markers) is
-// granted by the chart with everything turned on.
+// config/rbac and config/rbac/provider (role.yaml is generated from the
+// injector's RBAC markers) is granted by the chart with everything turned
+// on. TestRBACLeastPrivilege shows the chart grants nothing more.
 func TestRBACCoversConfig(t *testing.T) {
 	t.Parallel()
 	root, err := webhooktest.RepoRoot()
@@ -112,6 +102,11 @@ func TestRBACCoversConfig(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests in config/rbac: %v", err)
 	}
+	provider, err := filepath.Glob(filepath.Join(root, "config", "rbac", "provider", "*.yaml"))
+	if err != nil || len(provider) == 0 {
+		t.Fatalf("no manifests in config/rbac/provider: %v", err)
+	}
+	files = append(files, provider...)
 	var config manifests
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -125,7 +120,7 @@ func TestRBACCoversConfig(t *testing.T) {
 		config = append(config, m...)
 	}
 
-	chart := newHelm(t).template(t, map[string]any{"provider": map[string]any{"enabled": true}})
+	chart := newHelm(t).template(t, map[string]any{"provider": map[string]any{"enabled": true, "insecureAllowAnyClient": true}})
 	var granted []rbacv1.PolicyRule
 	for _, kind := range []string{"Role", "ClusterRole"} {
 		for _, o := range chart.all(kind) {
@@ -156,5 +151,35 @@ func TestRBACCoversConfig(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("found no rules in config/rbac")
+	}
+}
+
+// TestAdmissionPolicyMatchesConfig: where the API server serves
+// ValidatingAdmissionPolicy, the chart renders the policy and binding of
+// config/policy exactly (but for labels); where it does not, none.
+func TestAdmissionPolicyMatchesConfig(t *testing.T) {
+	t.Parallel()
+	config := readConfig(t, "policy/validating_admission_policy.yaml")
+	h := newHelm(t)
+	if got := h.template(t, nil); len(got.all("ValidatingAdmissionPolicy"))+len(got.all("ValidatingAdmissionPolicyBinding")) != 0 {
+		t.Errorf("rendered a ValidatingAdmissionPolicy without the API version being served")
+	}
+	chart := h.templateAs(t, name, namespace, nil, "--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")
+	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		want := config.find(kind, name+"-identity-annotations")
+		got := chart.find(kind, name+"-identity-annotations")
+		if want == nil || got == nil {
+			t.Fatalf("%s %s-identity-annotations: in config/policy %v, in the chart %v", kind, name, want != nil, got != nil)
+		}
+		if !reflect.DeepEqual(got.Object["spec"], want.Object["spec"]) {
+			g, _ := json.MarshalIndent(got.Object["spec"], "", "  ")
+			w, _ := json.MarshalIndent(want.Object["spec"], "", "  ")
+			t.Errorf("%s differs from config/policy: update %s/templates/_helpers.tpl or config/policy\nchart:\n%s\nconfig:\n%s", kind, chartPath, g, w)
+		}
+	}
+	off := h.templateAs(t, name, namespace, map[string]any{"admissionPolicy": map[string]any{"enabled": false}},
+		"--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")
+	if len(off.all("ValidatingAdmissionPolicy")) != 0 {
+		t.Errorf("rendered a ValidatingAdmissionPolicy with admissionPolicy.enabled=false")
 	}
 }

@@ -28,25 +28,49 @@ const chartPath = "charts/athenz-injector"
 // helmBinary builds Helm once per test binary with hack/build-helm.sh
 // (a no-op when it is cached) and returns its path.
 var helmBinary = sync.OnceValues(func() (string, error) {
+	return hackTool("build-helm.sh")
+})
+
+// hackTool runs a hack/ script that builds or installs a tool once and
+// prints its path on its last line, and returns that path.
+func hackTool(script string, args ...string) (string, error) {
 	root, err := webhooktest.RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("bash", filepath.Join(root, "hack", "build-helm.sh"))
+	cmd := exec.Command("bash", append([]string{filepath.Join(root, "hack", script)}, args...)...)
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("hack/build-helm.sh: %v\n%s", err, stderr.String())
+		return "", fmt.Errorf("hack/%s: %v\n%s", script, err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	bin := lines[len(lines)-1]
 	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("hack/build-helm.sh printed %q: %w", bin, err)
+		return "", fmt.Errorf("hack/%s printed %q: %w", script, bin, err)
 	}
 	return bin, nil
-})
+}
+
+// readConfig parses a manifest file of config/ (path relative to it).
+func readConfig(t *testing.T, path string) manifests {
+	t.Helper()
+	root, err := webhooktest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "config", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parseManifests(string(data))
+	if err != nil {
+		t.Fatalf("config/%s: %v", path, err)
+	}
+	return m
+}
 
 // helm runs the Helm binary with its home, cache, config and data
 // directories in a temporary directory, so that a test never reads or
@@ -146,7 +170,15 @@ func valuesFile(t *testing.T, values map[string]any) string {
 // "athenz-injector" (the names of config/) with values.
 func (h *helm) template(t *testing.T, values map[string]any) manifests {
 	t.Helper()
-	out, err := h.run("template", "athenz-injector", h.chart, "--namespace", "athenz-injector", "-f", valuesFile(t, values))
+	return h.templateAs(t, "athenz-injector", "athenz-injector", values)
+}
+
+// templateAs renders the chart as release in namespace with values and
+// more helm template flags (e.g. --api-versions).
+func (h *helm) templateAs(t *testing.T, release, namespace string, values map[string]any, flags ...string) manifests {
+	t.Helper()
+	args := append([]string{"template", release, h.chart, "--namespace", namespace, "-f", valuesFile(t, values)}, flags...)
+	out, err := h.run(args...)
 	if err != nil {
 		t.Fatal(err)
 	}

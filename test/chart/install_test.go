@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -33,14 +34,43 @@ const assetsEnv = "KUBEBUILDER_ASSETS"
 // controlPlane is a running kube-apiserver and etcd with no CRDs: the
 // chart installs its own.
 type controlPlane struct {
-	client     client.Client // uncached, administrator
-	kubeconfig string        // administrator kubeconfig, for helm
+	client     client.Client        // uncached, administrator
+	clientset  kubernetes.Interface // the same, for TokenRequests and the played kubelet
+	kubeconfig string               // administrator kubeconfig, for helm
+	env        *envtest.Environment
+	// auditLog is the API server's audit log (startAuditedControlPlane):
+	// every request of a service account, one JSON event a line.
+	auditLog string
 }
 
 // startControlPlane starts kube-apiserver and etcd from KUBEBUILDER_ASSETS
 // and stops them when the test ends. Without the binaries the test fails
 // (never skips) and says how to build them.
 func startControlPlane(t *testing.T) *controlPlane {
+	t.Helper()
+	return startControlPlaneWith(t, false)
+}
+
+// auditPolicy records the metadata of every request a service account
+// makes (the injectors the tests run act as the chart's ServiceAccount),
+// when the API server answers it (and when a watch starts).
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+`
+
+// startAuditedControlPlane is startControlPlane with an audit log of the
+// service accounts' requests.
+func startAuditedControlPlane(t *testing.T) *controlPlane {
+	t.Helper()
+	return startControlPlaneWith(t, true)
+}
+
+func startControlPlaneWith(t *testing.T, audit bool) *controlPlane {
 	t.Helper()
 	assets := os.Getenv(assetsEnv)
 	if assets == "" {
@@ -53,6 +83,23 @@ func startControlPlane(t *testing.T) *controlPlane {
 		}
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	var auditLog string
+	if audit {
+		dir := t.TempDir()
+		policy := filepath.Join(dir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		auditLog = filepath.Join(dir, "audit.log")
+		// Without streaming lists, informers list and then watch, as on
+		// the API servers before 1.32 that the chart supports; with them
+		// the list is a watch, and needs nothing more.
+		env.ControlPlane.GetAPIServer().Configure().
+			Set("audit-policy-file", policy).
+			Set("audit-log-path", auditLog).
+			Set("audit-log-mode", "blocking").
+			Append("feature-gates", "WatchList=false")
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting kube-apiserver and etcd from %s: %v", assets, err)
@@ -87,7 +134,34 @@ func startControlPlane(t *testing.T) *controlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &controlPlane{client: c, kubeconfig: kubeconfig}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &controlPlane{client: c, clientset: cs, kubeconfig: kubeconfig, env: env, auditLog: auditLog}
+}
+
+// serviceAccountKubeconfig writes a kubeconfig that acts as ServiceAccount
+// namespace/name (a client certificate with its user name and groups), so
+// that exactly the RBAC bound to that ServiceAccount applies.
+func (c *controlPlane) serviceAccountKubeconfig(t *testing.T, namespace, name string) string {
+	t.Helper()
+	u, err := c.env.AddUser(envtest.User{
+		Name:   "system:serviceaccount:" + namespace + ":" + name,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace},
+	}, nil)
+	if err != nil {
+		t.Fatalf("adding a user for ServiceAccount %s/%s: %v", namespace, name, err)
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // TestInstall installs the chart into a real kube-apiserver, so that every

@@ -44,6 +44,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 			want: "at '/profile/identity/mode'"},
 		{name: "bad image digest", values: map[string]any{"image": map[string]any{"digest": "latest"}},
 			want: "at '/image/digest'"},
+		{name: "provider callback without ZTS's client CA", values: map[string]any{"provider": map[string]any{"enabled": true}},
+			want: "at '/provider/clientCA': minProperties"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -56,5 +58,18 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 				t.Errorf("helm template with %v:\n%v\nwant a schema error containing %q", tc.values, msg, tc.want)
 			}
 		})
+	}
+}
+
+// TestProviderNeedsClientCAWithoutSchema: with the schema skipped, the
+// chart itself still refuses a callback that would answer anyone.
+func TestProviderNeedsClientCAWithoutSchema(t *testing.T) {
+	t.Parallel()
+	h := newHelm(t)
+	out, err := h.run("template", "athenz-injector", h.chart, "--skip-schema-validation", "-f",
+		valuesFile(t, map[string]any{"provider": map[string]any{"enabled": true}}))
+	if err == nil || !strings.Contains(err.Error(), "provider.enabled needs provider.clientCA") ||
+		!strings.Contains(err.Error(), "provider.insecureAllowAnyClient=true turns this off, for development only") {
+		t.Errorf("helm template --skip-schema-validation with provider.enabled and no clientCA: %v\n%s", err, out)
 	}
 }

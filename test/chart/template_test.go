@@ -8,6 +8,7 @@ import (
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -39,8 +40,12 @@ func TestLint(t *testing.T) {
 		{name: "defaults"},
 		{name: "cert-manager, provider, profile", values: map[string]any{
 			"certs":    map[string]any{"mode": "cert-manager"},
-			"provider": map[string]any{"enabled": true},
+			"provider": map[string]any{"enabled": true, "clientCA": map[string]any{"secret": map[string]any{"name": "zts-ca", "key": "ca.pem"}}},
 			"profile":  validProfile(),
+		}},
+		{name: "network policy, provider for development", values: map[string]any{
+			"provider":      map[string]any{"enabled": true, "insecureAllowAnyClient": true},
+			"networkPolicy": map[string]any{"enabled": true, "providerFrom": []any{map[string]any{"ipBlock": map[string]any{"cidr": "192.0.2.0/24"}}}},
 		}},
 		{name: "manual, webhook.url", values: map[string]any{
 			"certs":    map[string]any{"mode": "manual", "manual": map[string]any{"secretName": "tls", "caBundle": testCA}},
@@ -249,11 +254,14 @@ func TestTemplate(t *testing.T) {
 				m.get(t, "ClusterRole", name+"-provider", &role)
 				for _, want := range []struct{ group, resource, verb string }{
 					{"authentication.k8s.io", "tokenreviews", "create"},
-					{"", "pods", "get"}, {"", "pods", "list"}, {"", "pods", "watch"},
+					{"", "pods", "list"}, {"", "pods", "watch"},
 				} {
 					if !grants(role.Rules, want.group, want.resource, want.verb) {
 						t.Errorf("ClusterRole %s-provider does not grant %s on %s.%s", name, want.verb, want.resource, want.group)
 					}
+				}
+				if grants(role.Rules, "", "pods", "get") {
+					t.Errorf("ClusterRole %s-provider grants get on pods, which the callback never does", name)
 				}
 			},
 		},
@@ -295,6 +303,44 @@ func TestTemplate(t *testing.T) {
 					if got := wh.NamespaceSelector.MatchExpressions[0].Values; !slices.Equal(got, []string{"kube-system", namespace, "monitoring"}) {
 						t.Errorf("%s: excluded namespaces %v", wh.Name, got)
 					}
+				}
+			},
+		},
+		{
+			name: "network policy",
+			values: map[string]any{
+				"provider": map[string]any{"enabled": true, "clientCA": map[string]any{"configMap": map[string]any{"name": "zts-ca", "key": "ca.pem"}}},
+				"networkPolicy": map[string]any{
+					"enabled":      true,
+					"webhookFrom":  []any{map[string]any{"ipBlock": map[string]any{"cidr": "10.0.0.0/24"}}},
+					"providerFrom": []any{map[string]any{"ipBlock": map[string]any{"cidr": "192.0.2.10/32"}}},
+					"extraIngress": []any{map[string]any{"ports": []any{map[string]any{"port": 8080}}}},
+				},
+			},
+			check: func(t *testing.T, m manifests) {
+				var np networkingv1.NetworkPolicy
+				m.get(t, "NetworkPolicy", name, &np)
+				if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) ||
+					np.Spec.PodSelector.MatchLabels["app.kubernetes.io/instance"] != name {
+					t.Errorf("NetworkPolicy %+v, want Ingress for the injector's Pods", np.Spec)
+				}
+				type rule struct {
+					port int
+					from string
+				}
+				var got []rule
+				for _, r := range np.Spec.Ingress {
+					from := ""
+					if len(r.From) == 1 && r.From[0].IPBlock != nil {
+						from = r.From[0].IPBlock.CIDR
+					}
+					for _, p := range r.Ports {
+						got = append(got, rule{p.Port.IntValue(), from})
+					}
+				}
+				want := []rule{{9443, "10.0.0.0/24"}, {9444, "192.0.2.10/32"}, {8080, ""}}
+				if !slices.Equal(got, want) {
+					t.Errorf("ingress (port, from) = %v, want %v: the webhook, the callback and extraIngress only", got, want)
 				}
 			},
 		},
@@ -418,12 +464,24 @@ func checkDefaults(t *testing.T, m manifests) {
 	}
 	var cr rbacv1.ClusterRole
 	m.get(t, "ClusterRole", name, &cr)
-	for _, verb := range []string{"get", "update", "patch"} {
+	for _, verb := range []string{"get", "patch"} {
 		if !grants(cr.Rules, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", verb) {
 			t.Errorf("ClusterRole %s does not grant %s on mutatingwebhookconfigurations", name, verb)
 		}
 	}
-	for _, kind := range []string{"ServiceMonitor", "SidecarProfile", "Certificate", "Issuer"} {
+	// No wildcard anywhere: TestRBACLeastPrivilege checks every verb.
+	for _, kind := range []string{"Role", "ClusterRole"} {
+		for _, o := range m.all(kind) {
+			var r rbacv1.ClusterRole
+			m.get(t, kind, o.GetName(), &r)
+			for _, rule := range r.Rules {
+				if slices.Contains(rule.Verbs, "*") || slices.Contains(rule.Resources, "*") || slices.Contains(rule.APIGroups, "*") {
+					t.Errorf("%s %s has a wildcard rule %+v", kind, o.GetName(), rule)
+				}
+			}
+		}
+	}
+	for _, kind := range []string{"ServiceMonitor", "SidecarProfile", "Certificate", "Issuer", "NetworkPolicy"} {
 		if got := m.all(kind); len(got) != 0 {
 			t.Errorf("rendered a %s by default", kind)
 		}

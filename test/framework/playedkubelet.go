@@ -163,6 +163,17 @@ func (k *PlayedKubelet) WaitStarted(ctx context.Context, c *Container) (time.Dur
 	return time.Since(start), nil
 }
 
+// PrepareVolumes fills a directory under root for each volume that
+// container c of pod mounts, as Start does, and returns volume name ->
+// directory: for tests that run a Pod template's container their own way
+// (test/chart runs the injector of the chart's Deployment). A Secret or
+// ConfigMap that does not exist is an error, as it keeps a Pod from
+// starting.
+func (k *PlayedKubelet) PrepareVolumes(ctx context.Context, pod *corev1.Pod, c *corev1.Container, root string) (map[string]string, error) {
+	dirs, _, err := k.prepareVolumes(ctx, pod, c, root)
+	return dirs, err
+}
+
 // prepareVolumes fills a directory under root for each volume that c
 // mounts and returns volume name -> directory.
 func (k *PlayedKubelet) prepareVolumes(ctx context.Context, pod *corev1.Pod, c *corev1.Container, root string) (map[string]string, []Token, error) {

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -138,9 +139,12 @@ type Scenario struct {
 	webhookPort  int
 	providerAddr string
 	providerURL  atomic.Value // string: set once the provider's Service exists
-	confirmed    atomic.Int64
-	refused      sync.Map // domain -> true: the provider is asked nothing, ZTS refuses
-	cleanups     []func() error
+	// ztsClient is the certificate the fake ZTS presents to the provider
+	// callback, which answers only clients with one from ZTS's CA.
+	ztsClient atomic.Pointer[tls.Certificate]
+	confirmed atomic.Int64
+	refused   sync.Map // domain -> true: the provider is asked nothing, ZTS refuses
+	cleanups  []func() error
 }
 
 // NewScenario prepares a scenario; nothing runs yet.
@@ -302,7 +306,7 @@ func (s *Scenario) StartZTS() error {
 			if url == "" {
 				return nil, errors.New("the provider service is not installed yet")
 			}
-			attrs, err := ztsfake.HTTPProvider(url, ztsfake.HTTPProviderClient(Provider, s.CA.Pool()))(ctx, c)
+			attrs, err := ztsfake.HTTPProvider(url, ztsfake.HTTPProviderClient(Provider, s.CA.Pool(), *s.ztsClient.Load()))(ctx, c)
 			if err == nil {
 				s.confirmed.Add(1)
 			}
@@ -314,6 +318,15 @@ func (s *Scenario) StartZTS() error {
 	}
 	s.ZTS = zts
 	s.onClose(func() error { zts.Close(); return nil })
+	certPEM, keyPEM, err := zts.IssueIdentity("sys.auth", "zts")
+	if err != nil {
+		return err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	s.ztsClient.Store(&pair)
 	zts.Grant(Domain, Role, Domain+"."+Service)
 	return nil
 }
@@ -371,7 +384,10 @@ provider:
   audience: %s
   name: %s
   certSecret: %s
-`, TokenAudience, Provider, ProviderCertSecret)
+  # Only ZTS: a client certificate from the fake ZTS's CA.
+  clientCA:
+    configMap: {name: %s, key: %s}
+`, TokenAudience, Provider, ProviderCertSecret, ZTSCAConfigMap, ZTSCAKey)
 	} else {
 		values = fmt.Sprintf(`# The injector runs outside the cluster, as a local process.
 injector:

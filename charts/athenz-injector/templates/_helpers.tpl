@@ -117,3 +117,69 @@ caBundle: {{ $root.Values.certs.manual.caBundle | b64enc }}
 {{- end }}
 {{- toYaml $out }}
 {{- end }}
+
+{{/*
+The spec of the ValidatingAdmissionPolicy (also in
+config/policy/validating_admission_policy.yaml). Two rules:
+  - athenz.io/domain and athenz.io/service, on Pods and Pod templates, only
+    in namespaces labelled athenz.io/identity-overrides=allowed (a label
+    tenants cannot set: namespaces are cluster-scoped);
+  - a Pod's athenz.io/domain, service, profile and status never change
+    after it is created (its identity was checked then).
+*/}}
+{{- define "athenz-injector.admissionPolicySpec" -}}
+failurePolicy: Fail
+matchConstraints:
+  resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["pods"]
+    - apiGroups: ["apps"]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["deployments", "statefulsets", "daemonsets", "replicasets"]
+    - apiGroups: ["batch"]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["jobs", "cronjobs"]
+variables:
+  # The annotations of the Pod, or of the workload's Pod template.
+  - name: annotations
+    expression: >-
+      object.kind == 'Pod' ?
+        (has(object.metadata.annotations) ? object.metadata.annotations : {}) :
+      object.kind == 'CronJob' ?
+        (has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.annotations) ?
+          object.spec.jobTemplate.spec.template.metadata.annotations : {}) :
+      (has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) ?
+        object.spec.template.metadata.annotations : {})
+  - name: oldAnnotations
+    expression: >-
+      request.operation == 'UPDATE' && object.kind == 'Pod' && has(oldObject.metadata.annotations) ?
+        oldObject.metadata.annotations : {}
+  - name: overridesAllowed
+    expression: >-
+      has(namespaceObject.metadata.labels) &&
+      'athenz.io/identity-overrides' in namespaceObject.metadata.labels &&
+      namespaceObject.metadata.labels['athenz.io/identity-overrides'] == 'allowed'
+validations:
+  - expression: >-
+      variables.overridesAllowed ||
+      !('athenz.io/domain' in variables.annotations || 'athenz.io/service' in variables.annotations)
+    reason: Forbidden
+    messageExpression: >-
+      'athenz.io/domain and athenz.io/service are reserved in namespace ' + namespaceObject.metadata.name +
+      ': the Pod gets the identity its SidecarProfile gives the namespace and service account. ' +
+      'Where the platform team allows another, it labels the namespace athenz.io/identity-overrides=allowed ' +
+      'and lists the identity in the SidecarProfile spec.identityPolicy.allowedIdentities (docs/security.md)'
+  - expression: >-
+      request.operation != 'UPDATE' || object.kind != 'Pod' ||
+      ['athenz.io/domain', 'athenz.io/service', 'athenz.io/profile', 'athenz.io/status'].all(k,
+        (k in variables.annotations) == (k in variables.oldAnnotations) &&
+        (!(k in variables.annotations) || variables.annotations[k] == variables.oldAnnotations[k]))
+    reason: Forbidden
+    message: >-
+      athenz.io/domain, athenz.io/service, athenz.io/profile and athenz.io/status cannot change on a Pod
+      that exists: its Athenz identity was checked when it was created; create a new Pod instead
+{{- end }}

@@ -204,6 +204,8 @@ func TestPodMutated(t *testing.T) {
 
 func TestDryRunPodMutated(t *testing.T) {
 	ns := newNamespace(t, "dry-run", nil)
+	// The namespace's own profile, within what the cluster's allows.
+	createProfile(t, validProfile(injectorNamespace, "default"))
 	createProfile(t, validProfile(ns, "default"))
 	pod := newPod(ns, "web", injectTrue)
 	if err := k8s.Create(t.Context(), pod, client.DryRunAll); err != nil {
@@ -261,6 +263,7 @@ func TestNamespaceLabelOptIn(t *testing.T) {
 
 func TestProfileVariantsPassValidation(t *testing.T) {
 	ns := newNamespace(t, "variants", nil)
+	createProfile(t, validProfile(injectorNamespace, "default"))
 	never := validProfile(ns, "legacy")
 	never.Spec.Sidecar.NativeSidecar = v1alpha1.NativeSidecarNever
 	never.Spec.ZTS.CA = &v1alpha1.CABundle{ConfigMap: &v1alpha1.KeyReference{Name: "zts-ca", Key: "ca.pem"}}

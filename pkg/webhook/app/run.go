@@ -41,6 +41,14 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// RBAC of --leader-elect: client-go's lease lock reads, creates and renews
+// (updates) one Lease, and the manager records the "became leader" Event
+// (created; a repeat of the same Event would be a patch, which is left out:
+// the Event is then dropped with a log line).
+//
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=athenz-injector,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups="",namespace=athenz-injector,resources=events,verbs=create
+
 // Run serves the injector until ctx is done. It is ready (/readyz) once the
 // serving certificate is loaded, the webhook server answers TLS, and the
 // caches of Namespaces and SidecarProfiles have synced.
@@ -199,7 +207,8 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 }
 
 // addProvider serves the identity provider callback on its own listener,
-// with Pods read from the manager's cache (live only on a miss).
+// with Pods, Namespaces and SidecarProfiles read from the manager's cache
+// (Pods live, with a list by name, only on a miss).
 // It serves webhookCerts unless --provider-cert-dir names another directory.
 func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, webhookCerts *certLoader, log logr.Logger) (healthz.Checker, error) {
 	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{}); err != nil {
@@ -227,6 +236,9 @@ func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, webhookCerts 
 		if err := mgr.Add(certs); err != nil {
 			return nil, err
 		}
+	}
+	if o.ProviderClientCAFile == "" {
+		log.Info("the provider callback asks for no client certificate: anyone who reaches its port is answered; set --provider-client-ca-file to ZTS's CA outside development")
 	}
 	srv, err := provider.NewServer(provider.ServerOptions{
 		Addr: o.ProviderBindAddress, Handler: h, GetCertificate: certs.GetCertificate,

@@ -100,3 +100,50 @@ func waitCopy(t *testing.T, ns, name, bundle string) {
 	}
 	t.Fatalf("ConfigMap %s/%s does not hold the source's bundle %q within 20s: %s", ns, name, bundle, state)
 }
+
+// TestZTSCACopiesOfAnotherRelease: two injectors (two releases in two
+// namespaces) share the cluster; each keeps its own ZTS CA copies and
+// leaves the other's alone, rather than deleting them as copies of
+// profiles it does not have.
+func TestZTSCACopiesOfAnotherRelease(t *testing.T) {
+	ns := newNamespace(t, "two-releases", nil)
+	foreign := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: webhook.ZTSCACopyName("other"),
+			Labels:      map[string]string{webhook.LabelZTSCA: "true"},
+			Annotations: map[string]string{webhook.AnnotationZTSCAProfile: "another-release/other"}},
+		Data: map[string]string{webhook.ZTSCACopyKey: "the other release's CA"},
+	}
+	if err := k8s.Create(t.Context(), foreign); err != nil {
+		t.Fatal(err)
+	}
+	source := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: injectorNamespace, Name: "zts-ca-two-releases"},
+		Data: map[string]string{"ca.pem": "this release's CA"}}
+	if err := k8s.Create(t.Context(), source); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), source) })
+	p := validProfile(injectorNamespace, "two-releases")
+	p.Spec.ZTS.CA = &v1alpha1.CABundle{ConfigMap: &v1alpha1.KeyReference{Name: source.Name, Key: "ca.pem"}}
+	createProfile(t, p)
+
+	own := client.ObjectKey{Namespace: ns, Name: webhook.ZTSCACopyName(p.Name)}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var cm corev1.ConfigMap
+		err := k8s.Get(t.Context(), own, &cm)
+		if err == nil && cm.Data[webhook.ZTSCACopyKey] == "this release's CA" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the injector made no copy %s: %v", own, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var still corev1.ConfigMap
+	if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(foreign), &still); err != nil {
+		t.Fatalf("the other release's copy: %v, want it left alone", err)
+	}
+	if still.Data[webhook.ZTSCACopyKey] != "the other release's CA" {
+		t.Errorf("the other release's copy was changed: %v", still.Data)
+	}
+}

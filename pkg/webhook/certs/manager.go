@@ -18,6 +18,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
+// RBAC of auto mode, in the injector's namespace for the Secret and on the
+// one webhook configuration: reads go to the API server (no informer), the
+// Secret is created once and then updated with its resourceVersion, and
+// caBundle is set with a patch. create cannot be limited by name.
+//
+// +kubebuilder:rbac:groups="",namespace=athenz-injector,resources=secrets,verbs=create
+// +kubebuilder:rbac:groups="",namespace=athenz-injector,resources=secrets,resourceNames=athenz-injector-webhook-tls,verbs=get;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=athenz-injector,verbs=get;patch
+
 // errNotSynced is what Ready says until the first Sync has succeeded.
 var errNotSynced = errors.New("webhook serving certificate not written and caBundle not set yet")
 

@@ -1,8 +1,12 @@
 package provider
 
-// The callback reviews tokens and reads Pods and SidecarProfiles.
+// The callback reviews tokens and reads Pods (through an informer, and on
+// a cache miss with a list by name: no get), besides the profiles and
+// namespaces the injector reads anyway. controller-gen writes these into
+// config/rbac/provider/role.yaml, a ClusterRole of its own, so that an
+// injector without the callback gets neither.
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 
 import (
 	"context"
@@ -11,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -67,9 +72,9 @@ type Options struct {
 	// (--provider-audience); the profiles' identity.tokenAudience must name
 	// it. Required.
 	Audience string
-	// InjectorNamespace is the injector's namespace, whose profiles apply
-	// to Pods in namespaces that have none, as in the injector. Default:
-	// none.
+	// InjectorNamespace is the injector's namespace, whose profiles serve
+	// the other namespaces and bound their own profiles (the identity
+	// policy), as in the injector. Required.
 	InjectorNamespace string
 	// Provider, if set, is the only provider service name confirmed
 	// (--provider-name, e.g. "sys.auth.k8s"). Default: any.
@@ -80,15 +85,22 @@ type Options struct {
 	PodIPWait time.Duration
 	// Logger logs every decision, never a token. Default: discard.
 	Logger logr.Logger
-	// Now is the clock used to explain why a token was refused. Default:
-	// time.Now.
+	// RefusalRate and RefusalBurst limit the refused requests of each
+	// client (IP address): after RefusalBurst refusals in a row, a client
+	// gets 429 without a TokenReview until its bucket refills at
+	// RefusalRate per second. Defaults: DefaultRefusalRate,
+	// DefaultRefusalBurst.
+	RefusalRate  float64
+	RefusalBurst int
+	// Now is the clock of the refusal limit. Default: time.Now.
 	Now func() time.Time
 }
 
 // Handler serves PathInstance and PathRefresh.
 type Handler struct {
-	o   Options
-	log logr.Logger
+	o        Options
+	log      logr.Logger
+	refusals *refusals
 }
 
 // NewHandler checks o and returns the handler. The error names the
@@ -101,14 +113,21 @@ func NewHandler(o Options) (*Handler, error) {
 		return nil, errors.New("provider: Options.TokenReviews is required")
 	case o.Audience == "":
 		return nil, errors.New("provider: Options.Audience is required (--provider-audience)")
+	case o.InjectorNamespace == "":
+		return nil, errors.New("provider: Options.InjectorNamespace is required (--namespace)")
+	case o.RefusalRate < 0 || o.RefusalBurst < 0:
+		return nil, errors.New("provider: Options.RefusalRate and RefusalBurst must not be negative")
 	}
 	if o.Provider != "" {
 		if err := tokens.ValidateCompoundName(o.Provider); err != nil {
 			return nil, fmt.Errorf("provider: Options.Provider (--provider-name): %w", err)
 		}
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.RefusalRate == 0 {
+		o.RefusalRate = DefaultRefusalRate
+	}
+	if o.RefusalBurst == 0 {
+		o.RefusalBurst = DefaultRefusalBurst
 	}
 	if o.PodIPWait == 0 {
 		o.PodIPWait = DefaultPodIPWait
@@ -117,13 +136,18 @@ func NewHandler(o Options) (*Handler, error) {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
-	return &Handler{o: o, log: log}, nil
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Handler{o: o, log: log, refusals: newRefusals(o.RefusalRate, o.RefusalBurst, o.Now)}, nil
 }
 
 // ServeHTTP answers ZTS: 200 with the confirmation when the instance is
 // the Pod it claims to be, else {"code","message"} with 403 (a failed
-// check, named), 400 (malformed request), 404, 405 or 503 (the API server
-// could not be asked).
+// check, named; MsgTokenRefused for every token the API server refuses),
+// 400 (malformed request), 404, 405, 429 (too many refusals from this
+// client) or 503 (the API server could not be asked). Every decision is
+// logged with the client's address and certificate subject.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var refresh bool
 	switch r.URL.Path {
@@ -141,13 +165,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg: fmt.Sprintf("method %s not allowed on %s: use POST", r.Method, r.URL.Path)})
 		return
 	}
+	client := clientKey(r.RemoteAddr)
+	log := h.log.WithValues("refresh", refresh, "client", client)
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		log = log.WithValues("clientCert", r.TLS.PeerCertificates[0].Subject.String())
+	}
+	if throttled, wait := h.refusals.throttled(client); throttled {
+		log.V(1).Info("instance request throttled", "retryAfter", wait.String())
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeError(w, &apiError{status: http.StatusTooManyRequests,
+			msg: "too many refused requests from this client: retry later"})
+		return
+	}
 	c, err := decode(w, r)
 	if err != nil {
-		h.log.Info("instance request malformed", "refresh", refresh, "reason", err.Error())
+		log.Info("instance request malformed", "reason", err.Error())
 		writeError(w, err)
 		return
 	}
-	log := h.log.WithValues("refresh", refresh, "provider", c.Provider, "domain", c.Domain, "service", c.Service)
+	log = log.WithValues("provider", c.Provider, "domain", c.Domain, "service", c.Service)
 	pod, err := h.confirm(r.Context(), c)
 	if pod != nil {
 		log = log.WithValues("namespace", pod.Namespace, "pod", pod.Name)
@@ -155,7 +191,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.status == http.StatusForbidden {
-			log.Info("instance refused", "check", ae.check, "reason", ae.msg)
+			h.refusals.refused(client)
+			reason := ae.msg
+			if ae.logReason != "" {
+				reason = ae.logReason
+			}
+			log.Info("instance refused", "check", ae.check, "reason", reason)
 		} else {
 			log.Error(err, "cannot confirm instance")
 		}
@@ -208,6 +249,9 @@ type apiError struct {
 	status int
 	check  string
 	msg    string
+	// logReason, if set, is logged instead of msg: what the answer does
+	// not tell the caller.
+	logReason string
 }
 
 func (e *apiError) Error() string { return e.msg }

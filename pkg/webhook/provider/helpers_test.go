@@ -3,11 +3,13 @@ package provider_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,6 +202,17 @@ func mintToken(t *testing.T, pod *corev1.Pod, aud string, unbound bool) string {
 // that the API server itself refuses for its age.
 func agedToken(t *testing.T, token string) string {
 	t.Helper()
+	return forgeToken(t, token, cp.saKey, func(claims map[string]any) {
+		now := time.Now().Unix()
+		claims["iat"], claims["nbf"], claims["exp"] = now-3600, now-3600, now-1200
+	})
+}
+
+// forgeToken is token with its claims edited and signed with key (nil:
+// unsigned, "alg":"none"). With the API server's key it is a token the API
+// server could have issued; with another key, one from a foreign issuer.
+func forgeToken(t *testing.T, token string, key crypto.Signer, edit func(claims map[string]any)) string {
+	t.Helper()
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		t.Fatalf("token has %d parts, want 3", len(parts))
@@ -212,18 +225,37 @@ func agedToken(t *testing.T, token string) string {
 	if err := json.Unmarshal(raw, &claims); err != nil {
 		t.Fatalf("token claims: %v", err)
 	}
-	now := time.Now().Unix()
-	claims["iat"], claims["nbf"], claims["exp"] = now-3600, now-3600, now-1200
-	raw, err = json.Marshal(claims)
-	if err != nil {
+	if edit != nil {
+		edit(claims)
+	}
+	if raw, err = json.Marshal(claims); err != nil {
 		t.Fatal(err)
 	}
-	signed := parts[0] + "." + base64.RawURLEncoding.EncodeToString(raw)
-	sig, err := signJWS(cp.saKey, signed)
+	header := parts[0]
+	if key == nil {
+		header = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	}
+	signed := header + "." + base64.RawURLEncoding.EncodeToString(raw)
+	if key == nil {
+		return signed + "."
+	}
+	sig, err := signJWS(key, signed)
 	if err != nil {
-		t.Fatalf("signing the aged token: %v", err)
+		t.Fatalf("signing the token: %v", err)
 	}
 	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// checkOneOf runs one request and wants status with exactly one of msgs
+// as the message: for answers that depend on how far the API server's own
+// informers are.
+func checkOneOf(t *testing.T, h http.Handler, path string, req provider.InstanceConfirmation, status int, msgs ...string) {
+	t.Helper()
+	a := post(t, h, path, req)
+	msg := a.message()
+	if a.status != status || !slices.Contains(msgs, msg) {
+		t.Errorf("POST %s for %s.%s: %d %q, want %d with one of %q", path, req.Domain, req.Service, a.status, msg, status, msgs)
+	}
 }
 
 // request is the confirmation ZTS sends for the sidecar of pod registering
@@ -330,4 +362,13 @@ func post(t *testing.T, h http.Handler, path string, body any) answer {
 		t.Errorf("POST %s: Content-Type %q, want application/json", path, ct)
 	}
 	return answer{rec.Code, rec.Body.Bytes()}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -38,7 +38,7 @@ const assetsEnv = "KUBEBUILDER_ASSETS"
 var cp struct {
 	cfg   *rest.Config
 	k8s   client.Client        // live, uncached
-	cache cache.Cache          // informers for Pods and SidecarProfiles
+	cache cache.Cache          // informers for Pods, Namespaces and SidecarProfiles
 	cs    kubernetes.Interface // TokenRequest and TokenReview
 	// saKey signs the API server's service account tokens; tests use it
 	// to age a token the API server issued.
@@ -114,7 +114,7 @@ func run(m *testing.M) (int, error) {
 	}}); err != nil {
 		return 0, err
 	}
-	for _, obj := range []client.Object{&corev1.Pod{}, &v1alpha1.SidecarProfile{}} {
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &v1alpha1.SidecarProfile{}} {
 		if _, err := cp.cache.GetInformer(ctx, obj); err != nil {
 			return 0, fmt.Errorf("informer for %T: %w", obj, err)
 		}

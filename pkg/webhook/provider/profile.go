@@ -2,117 +2,83 @@ package provider
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook"
 )
 
-// identity is the Athenz identity a Pod may claim, with what the checks
+// identity is the Athenz identity a Pod may have, with what the checks
 // need to explain a mismatch.
 type identity struct {
-	profile          string // namespace/name of the SidecarProfile
-	domain, service  string
-	domainAnnotated  bool // from athenz.io/domain, not the template
-	serviceAnnotated bool // from athenz.io/service
-	naming           tokens.Naming
-	provider         string
-	dnsSuffix        string
-	trustDomain      string
+	webhook.Identity
+	profile     string // namespace/name of the SidecarProfile
+	naming      tokens.Naming
+	provider    string
+	dnsSuffix   string
+	trustDomain string
 }
 
-// findProfile finds the Pod's SidecarProfile as the injector does: the one
-// named by athenz.io/profile (else "default") in the Pod's namespace, else
-// the one of that name in the injector's namespace. It reads Reader (the
-// cache) only, as the injector does.
-func (h *Handler) findProfile(ctx context.Context, pod *corev1.Pod) (*v1alpha1.SidecarProfile, error) {
-	name, err := webhook.ProfileName(pod.Annotations)
+// identity finds the Pod's SidecarProfile and the identity the identity
+// policy lets it have, exactly as the injector does at admission
+// (webhook.Resolver), so that a Pod created while the injector was down,
+// or annotated afterwards, gains nothing: the policy is checked at every
+// register and refresh.
+func (h *Handler) identity(ctx context.Context, pod *corev1.Pod) (*identity, error) {
+	var ns corev1.Namespace
+	if err := h.o.Reader.Get(ctx, types.NamespacedName{Name: pod.Namespace}, &ns); err != nil {
+		return nil, unavailable("reading namespace %s: %v", pod.Namespace, err)
+	}
+	p, wid, err := webhook.Resolver{Reader: h.o.Reader, Namespace: h.o.InjectorNamespace}.Resolve(ctx, pod, ns.Labels)
 	if err != nil {
-		return nil, refuse("profile", "%v", err)
-	}
-	if name == "" {
-		name = webhook.DefaultProfileName
-	}
-	keys := []types.NamespacedName{{Namespace: pod.Namespace, Name: name}}
-	if ns := h.o.InjectorNamespace; ns != "" && ns != pod.Namespace {
-		keys = append(keys, types.NamespacedName{Namespace: ns, Name: name})
-	}
-	for _, key := range keys {
-		var p v1alpha1.SidecarProfile
-		err := h.o.Reader.Get(ctx, key, &p)
-		if err == nil {
-			return &p, nil
+		if d, ok := webhook.IsDenial(err); ok {
+			check := d.Check
+			if check == "" {
+				check = webhook.CheckProfile
+			}
+			return nil, refuse(check, "%s", d.Msg)
 		}
-		if !apierrors.IsNotFound(err) {
-			return nil, unavailable("reading SidecarProfile %s: %v", key, err)
-		}
+		return nil, unavailable("%v", err)
 	}
-	looked := make([]string, len(keys))
-	for i, k := range keys {
-		looked[i] = fmt.Sprintf("%q", k.String())
-	}
-	return nil, refuse("profile", "no SidecarProfile applies to pod %s/%s: looked for %s",
-		pod.Namespace, pod.Name, strings.Join(looked, " and "))
-}
-
-// podIdentity is the identity the injector gives pod with profile p: the
-// athenz.io/domain and athenz.io/service annotations if set, else the
-// profile's templates applied to the namespace and service account.
-func podIdentity(pod *corev1.Pod, p *v1alpha1.SidecarProfile) (*identity, error) {
 	spec := &p.Spec
 	id := &identity{
+		Identity:    wid,
 		profile:     p.Namespace + "/" + p.Name,
-		naming:      tokens.Naming{DomainTemplate: spec.DomainTemplate, ServiceTemplate: spec.ServiceTemplate},
+		naming:      webhook.Naming(p),
 		provider:    spec.Identity.Provider,
 		dnsSuffix:   spec.Identity.DNSSuffix,
 		trustDomain: spec.Identity.TrustDomain,
 	}
 	if m := spec.Identity.Mode; m != "" && m != v1alpha1.IdentityCopperArgos {
-		return nil, refuse("profile", "SidecarProfile %s is in %s mode: its Pods do not register with a provider", id.profile, m)
+		return nil, refuse(webhook.CheckProfile, "SidecarProfile %s is in %s mode: its Pods do not register with a provider", id.profile, m)
 	}
 	if id.dnsSuffix == "" {
-		return nil, refuse("profile", "SidecarProfile %s has no identity.dnsSuffix", id.profile)
-	}
-	if v, ok := pod.Annotations[webhook.AnnotationDomain]; ok {
-		if err := tokens.ValidateDomain(v); err != nil {
-			return nil, refuse("domain", "the Pod's annotation %s is not an Athenz domain: %v", webhook.AnnotationDomain, err)
-		}
-		id.domain, id.domainAnnotated = v, true
-	}
-	if v, ok := pod.Annotations[webhook.AnnotationService]; ok {
-		if err := tokens.ValidateService(v); err != nil {
-			return nil, refuse("service", "the Pod's annotation %s is not an Athenz service: %v", webhook.AnnotationService, err)
-		}
-		id.service, id.serviceAnnotated = v, true
-	}
-	if id.domain == "" || id.service == "" {
-		domain, service, err := id.naming.Identity(pod.Namespace, serviceAccount(pod))
-		if err != nil {
-			return nil, refuse("profile", "cannot derive the Pod's Athenz identity with SidecarProfile %s: %v", id.profile, err)
-		}
-		if id.domain == "" {
-			id.domain = domain
-		}
-		if id.service == "" {
-			id.service = service
-		}
+		return nil, refuse(webhook.CheckProfile, "SidecarProfile %s has no identity.dnsSuffix", id.profile)
 	}
 	return id, nil
 }
 
-// serviceAccount is the Pod's service account; the API server's default
-// is "default".
-func serviceAccount(pod *corev1.Pod) string {
-	if pod.Spec.ServiceAccountName == "" {
-		return "default"
+// getByList reads one Pod from the API server with a list by name rather
+// than a get, so that the callback needs no verb on Pods beyond the list
+// and watch its informer needs.
+func getByList(ctx context.Context, r client.Reader, key types.NamespacedName, pod *corev1.Pod) error {
+	var list corev1.PodList
+	if err := r.List(ctx, &list, client.InNamespace(key.Namespace),
+		client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", key.Name)}); err != nil {
+		return err
 	}
-	return pod.Spec.ServiceAccountName
+	if len(list.Items) == 0 {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, key.Name)
+	}
+	list.Items[0].DeepCopyInto(pod)
+	return nil
 }
 
 func orDefault(s, def string) string {

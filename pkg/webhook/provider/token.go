@@ -2,12 +2,10 @@ package provider
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
+	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +20,23 @@ const (
 
 // serviceAccountPrefix starts the user name of a service account token.
 const serviceAccountPrefix = "system:serviceaccount:"
+
+// CheckToken names the refusal of a token the API server does not accept.
+const CheckToken = "token"
+
+// MsgTokenRefused is the whole answer to every attestation token the API
+// server does not accept, whatever the reason: expired, for another
+// audience, bound to a deleted Pod, signed by another issuer or not at all.
+const MsgTokenRefused = CheckToken + ": the attestation is not a service account token this cluster accepts for this provider " +
+	"(expired, for another audience, revoked, or not issued by this cluster)"
+
+// apiServerSaid is the API server's reason, for the log.
+func apiServerSaid(reason string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	return reason
+}
 
 // reviewed is what the API server says about an accepted token.
 type reviewed struct {
@@ -62,7 +77,11 @@ func (h *Handler) review(ctx context.Context, token string) (*reviewed, error) {
 	}
 	st := tr.Status
 	if !st.Authenticated {
-		return nil, h.explain(ctx, token, st.Error)
+		// One answer for every token the API server refuses: nothing is
+		// read from it, and nothing is looked up on its behalf, so a
+		// forged token learns nothing and costs one TokenReview. Why the
+		// API server refused it goes to the log only.
+		return nil, &apiError{status: http.StatusForbidden, check: CheckToken, msg: MsgTokenRefused, logReason: apiServerSaid(st.Error)}
 	}
 	if !slices.Contains(st.Audiences, h.o.Audience) {
 		return nil, refuse("audience", "the API server accepted the token for audiences %q, not for %q", st.Audiences, h.o.Audience)
@@ -82,71 +101,4 @@ func (h *Handler) review(ctx context.Context, token string) (*reviewed, error) {
 		return nil, refuse("pod binding", "the token of service account %s/%s is not bound to a Pod: attest with the Pod's projected service account token (a serviceAccountToken volume), not a Secret's or a TokenRequest's without a Pod", ns, sa)
 	}
 	return r, nil
-}
-
-// unverifiedClaims are the claims of a refused token that explain the
-// refusal. They are read without checking the signature, only to name the
-// check that failed: the API server has already said no.
-type unverifiedClaims struct {
-	Expiry   int64       `json:"exp"`
-	Audience audiences   `json:"aud"`
-	K8S      *boundClaim `json:"kubernetes.io"`
-}
-
-type boundClaim struct {
-	Namespace string `json:"namespace"`
-	Pod       *struct {
-		Name string `json:"name"`
-		UID  string `json:"uid"`
-	} `json:"pod"`
-}
-
-// audiences is a JWT "aud": one string or a list.
-type audiences []string
-
-func (a *audiences) UnmarshalJSON(b []byte) error {
-	var one string
-	if json.Unmarshal(b, &one) == nil {
-		*a = []string{one}
-		return nil
-	}
-	var list []string
-	if err := json.Unmarshal(b, &list); err != nil {
-		return err
-	}
-	*a = list
-	return nil
-}
-
-// explain turns a TokenReview refusal into the named check that failed:
-// an expired token, another audience, a deleted Pod, or else the API
-// server's own words.
-func (h *Handler) explain(ctx context.Context, token, apiErr string) error {
-	said := apiErr
-	if said == "" {
-		said = "no reason given"
-	}
-	var c unverifiedClaims
-	parts := strings.Split(token, ".")
-	if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil && json.Unmarshal(b, &c) == nil {
-		now := h.o.Now()
-		switch {
-		case c.Expiry != 0 && !now.Before(time.Unix(c.Expiry, 0)):
-			return refuse("expired token", "the service account token expired at %s (API server: %s)",
-				time.Unix(c.Expiry, 0).UTC().Format(time.RFC3339), said)
-		case len(c.Audience) > 0 && !slices.Contains(c.Audience, h.o.Audience):
-			return refuse("audience", "the service account token is for audiences %q, not %q (API server: %s)",
-				[]string(c.Audience), h.o.Audience, said)
-		case c.K8S != nil && c.K8S.Pod != nil && c.K8S.Namespace != "":
-			// A token bound to a Pod that is gone is "invalidated".
-			if _, err := h.pod(ctx, c.K8S.Namespace, c.K8S.Pod.Name, c.K8S.Pod.UID, true); err != nil {
-				var ae *apiError
-				if errors.As(err, &ae) && ae.check == checkPodDeleted {
-					ae.msg += " (API server: " + said + ")"
-					return ae
-				}
-			}
-		}
-	}
-	return refuse("token", "the API server does not accept the service account token: %s", said)
 }

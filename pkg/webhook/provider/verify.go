@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+	"github.com/athenz-injector/athenz-injector/pkg/webhook"
 )
 
 // Attributes of the InstanceConfirmation that the checks read.
@@ -51,15 +52,11 @@ func (h *Handler) confirm(ctx context.Context, c *InstanceConfirmation) (*corev1
 	if ns := pod.Namespace; ns == "kube-system" || ns == h.o.InjectorNamespace {
 		return pod, refuse("namespace", "pods in namespace %s get no identity from this provider: the injector never injects kube-system or its own namespace", ns)
 	}
-	if sa := serviceAccount(pod); sa != rv.serviceAccount {
+	if sa := webhook.ServiceAccount(pod); sa != rv.serviceAccount {
 		return pod, refuse("service account", "the token is for service account %q, pod %s/%s runs as %q",
 			rv.serviceAccount, pod.Namespace, pod.Name, sa)
 	}
-	profile, err := h.findProfile(ctx, pod)
-	if err != nil {
-		return pod, err
-	}
-	id, err := podIdentity(pod, profile)
+	id, err := h.identity(ctx, pod)
 	if err != nil {
 		return pod, err
 	}
@@ -81,11 +78,10 @@ func (h *Handler) confirm(ctx context.Context, c *InstanceConfirmation) (*corev1
 	return pod, nil
 }
 
-// pod reads the Pod that a token is bound to: from Reader (the cache), and
-// from LiveReader when the cache does not have it or has an older Pod of
-// that name, or at once with fresh (to explain a refused token: the cache
-// may still hold a Pod the API server no longer has). The Pod must have
-// the token's uid and not be terminating.
+// pod reads the Pod that a verified token is bound to: from Reader (the
+// cache), and from LiveReader when the cache does not have it or has an
+// older Pod of that name, or at once with fresh. The Pod must have the
+// token's uid and not be terminating.
 func (h *Handler) pod(ctx context.Context, namespace, name, uid string, fresh bool) (*corev1.Pod, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	var pod corev1.Pod
@@ -98,7 +94,7 @@ func (h *Handler) pod(ctx context.Context, namespace, name, uid string, fresh bo
 	}
 	if (fresh || err != nil || string(pod.UID) != uid) && h.o.LiveReader != nil {
 		pod = corev1.Pod{}
-		err = h.o.LiveReader.Get(ctx, key, &pod)
+		err = getByList(ctx, h.o.LiveReader, key, &pod)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, unavailable("reading pod %s from the API server: %v", key, err)
 		}
@@ -118,24 +114,24 @@ func (h *Handler) pod(ctx context.Context, namespace, name, uid string, fresh bo
 
 // checkIdentity compares the requested domain and service with the Pod's.
 func checkIdentity(c *InstanceConfirmation, pod *corev1.Pod, id *identity) error {
-	if !strings.EqualFold(c.Domain, id.domain) {
-		if id.domainAnnotated {
-			return refuse("domain", "pod %s/%s has the annotation athenz.io/domain %q, not %q", pod.Namespace, pod.Name, id.domain, c.Domain)
+	if !strings.EqualFold(c.Domain, id.Domain) {
+		if id.DomainAnnotated {
+			return refuse("domain", "pod %s/%s has the annotation athenz.io/domain %q, not %q", pod.Namespace, pod.Name, id.Domain, c.Domain)
 		}
 		tmpl := orDefault(id.naming.DomainTemplate, tokens.DefaultDomainTemplate)
 		if strings.Contains(tmpl, "{serviceaccount") {
 			return refuse("domain", "pod %s/%s runs as service account %q, which maps to domain %q, not %q (SidecarProfile %s, domainTemplate %q)",
-				pod.Namespace, pod.Name, serviceAccount(pod), id.domain, c.Domain, id.profile, tmpl)
+				pod.Namespace, pod.Name, webhook.ServiceAccount(pod), id.Domain, c.Domain, id.profile, tmpl)
 		}
 		return refuse("domain", "namespace %q maps to domain %q, not %q (SidecarProfile %s, domainTemplate %q)",
-			pod.Namespace, id.domain, c.Domain, id.profile, tmpl)
+			pod.Namespace, id.Domain, c.Domain, id.profile, tmpl)
 	}
-	if !strings.EqualFold(c.Service, id.service) {
-		if id.serviceAnnotated {
-			return refuse("service", "pod %s/%s has the annotation athenz.io/service %q, not %q", pod.Namespace, pod.Name, id.service, c.Service)
+	if !strings.EqualFold(c.Service, id.Service) {
+		if id.ServiceAnnotated {
+			return refuse("service", "pod %s/%s has the annotation athenz.io/service %q, not %q", pod.Namespace, pod.Name, id.Service, c.Service)
 		}
 		return refuse("service account", "pod %s/%s runs as service account %q, which maps to service %q, not %q (SidecarProfile %s, serviceTemplate %q)",
-			pod.Namespace, pod.Name, serviceAccount(pod), id.service, c.Service, id.profile, orDefault(id.naming.ServiceTemplate, tokens.DefaultServiceTemplate))
+			pod.Namespace, pod.Name, webhook.ServiceAccount(pod), id.Service, c.Service, id.profile, orDefault(id.naming.ServiceTemplate, tokens.DefaultServiceTemplate))
 	}
 	return nil
 }
@@ -198,7 +194,7 @@ func checkSANs(c *InstanceConfirmation, attrs attributes, pod *corev1.Pod, id *i
 		}
 	}
 	dnsNames := []string{
-		tokens.ServiceDNSName(id.domain, id.service, id.dnsSuffix),
+		tokens.ServiceDNSName(id.Domain, id.Service, id.dnsSuffix),
 		tokens.InstanceIDDNSName(string(pod.UID), id.dnsSuffix),
 	}
 	for _, s := range attrs.list(attrSANDNS) {
@@ -206,9 +202,9 @@ func checkSANs(c *InstanceConfirmation, attrs attributes, pod *corev1.Pod, id *i
 			return refuse("san dns", "%q is not one of the names of pod %s/%s: %s", s, pod.Namespace, pod.Name, strings.Join(dnsNames, ", "))
 		}
 	}
-	uris := []string{tokens.ServiceSPIFFEURI("", pod.Namespace, id.domain, id.service)}
+	uris := []string{tokens.ServiceSPIFFEURI("", pod.Namespace, id.Domain, id.Service)}
 	if id.trustDomain != "" {
-		uris = append(uris, tokens.ServiceSPIFFEURI(id.trustDomain, pod.Namespace, id.domain, id.service))
+		uris = append(uris, tokens.ServiceSPIFFEURI(id.trustDomain, pod.Namespace, id.Domain, id.Service))
 	}
 	uris = append(uris, "athenz://instanceid/"+c.Provider+"/"+string(pod.UID))
 	for _, s := range attrs.list(attrSANURI) {

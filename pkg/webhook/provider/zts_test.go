@@ -77,17 +77,16 @@ func wantRefused(t *testing.T, call string, err error, msgs ...string) {
 	}
 }
 
-// TestZTSThroughProvider runs the whole chain but the sidecar: the real
-// Athenz ZTS client registers a Pod with the fake ZTS, which asks the
-// provider callback over mutual TLS before it signs, as ZTS asks an HTTP
-// provider.
-func TestZTSThroughProvider(t *testing.T) {
-	ns := uniqueNamespace("media")
-	domain := tokens.NamespaceToDomain(ns)
-	pod := newPod(t, podSpec{namespace: ns, name: "encoder-0", serviceAccount: "encoder", ip: "10.5.0.7"})
-	other := newPod(t, podSpec{namespace: ns, name: "other-0", serviceAccount: "encoder", ip: "10.5.0.8"})
-	token := mintToken(t, pod, audience, false)
+// ztsChain is the fake ZTS asking the provider callback, served over
+// mutual TLS as ZTS calls an HTTP provider, before it signs.
+type ztsChain struct {
+	fake *ztsfake.Server
+	logs *logBuffer
+	anon zts.ZTSClient
+}
 
+func newZTSChain(t *testing.T) *ztsChain {
+	t.Helper()
 	var attest atomic.Pointer[attestFunc]
 	fake := ztsfake.NewTest(t, ztsfake.Options{Attest: func(ctx context.Context, c ztsfake.InstanceConfirmation) (map[string]string, error) {
 		return (*attest.Load())(ctx, c)
@@ -127,15 +126,34 @@ func TestZTSThroughProvider(t *testing.T) {
 	addr := serve(t, srv)
 	httpProvider := ztsfake.HTTPProvider("https://"+addr, ztsfake.HTTPProviderClient(providerName, fake.CAPool(), ztsPair))
 	attest.Store(&httpProvider)
+	return &ztsChain{fake: fake, logs: logs, anon: zts.NewClient(fake.URL(), fake.Client().Transport)}
+}
 
-	anon := zts.NewClient(fake.URL(), fake.Client().Transport)
+// register is the sidecar of pod registering as domain.service.
+func (z *ztsChain) register(t *testing.T, domain, service, attestation string, p *corev1.Pod) (*zts.InstanceIdentity, []byte, error) {
+	t.Helper()
+	csr, keyPEM := sidecarCSR(t, p, domain, service)
+	id, _, err := z.anon.PostInstanceRegisterInformation(&zts.InstanceRegisterInformation{
+		Provider: providerName, Domain: zts.DomainName(domain), Service: zts.SimpleName(service),
+		AttestationData: attestation, Csr: csr,
+	})
+	return id, keyPEM, err
+}
+
+// TestZTSThroughProvider runs the whole chain but the sidecar: the real
+// Athenz ZTS client registers a Pod with the fake ZTS, which asks the
+// provider callback over mutual TLS before it signs, as ZTS asks an HTTP
+// provider.
+func TestZTSThroughProvider(t *testing.T) {
+	ns := uniqueNamespace("media")
+	domain := tokens.NamespaceToDomain(ns)
+	pod := newPod(t, podSpec{namespace: ns, name: "encoder-0", serviceAccount: "encoder", ip: "10.5.0.7"})
+	other := newPod(t, podSpec{namespace: ns, name: "other-0", serviceAccount: "encoder", ip: "10.5.0.8"})
+	token := mintToken(t, pod, audience, false)
+	chain := newZTSChain(t)
+	fake, logs := chain.fake, chain.logs
 	register := func(domain, service, attestation string, p *corev1.Pod) (*zts.InstanceIdentity, []byte, error) {
-		csr, keyPEM := sidecarCSR(t, p, domain, service)
-		id, _, err := anon.PostInstanceRegisterInformation(&zts.InstanceRegisterInformation{
-			Provider: providerName, Domain: zts.DomainName(domain), Service: zts.SimpleName(service),
-			AttestationData: attestation, Csr: csr,
-		})
-		return id, keyPEM, err
+		return chain.register(t, domain, service, attestation, p)
 	}
 
 	// Register, then refresh over mTLS with the new certificate.
@@ -171,7 +189,7 @@ func TestZTSThroughProvider(t *testing.T) {
 	_, _, err = register(domain, "encoder", token, other)
 	wantRefused(t, "register with another Pod's instance id and IP", err, "instance id: ")
 	_, _, err = register(domain, "encoder", mintToken(t, pod, "zts", false), pod)
-	wantRefused(t, "register with a token for another audience", err, "audience: ")
+	wantRefused(t, "register with a token for another audience", err, provider.MsgTokenRefused)
 
 	if got := fake.Calls(ztsfake.EndpointInstanceRegister); got != 4 {
 		t.Errorf("fake ZTS saw %d registers, want 4", got)
