@@ -175,9 +175,11 @@ type ZTS struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="must be an https:// URL such as https://zts.example.com:4443/zts/v1"
 	URL string `json:"url"`
 
-	// CA is the bundle the sidecar trusts for ZTS. It is read from the Pod's
-	// own namespace, so the ConfigMap or Secret must exist there. Unset: the
-	// sidecar image's system roots.
+	// CA is the bundle the sidecar trusts for ZTS. For a profile in the
+	// injector's namespace it is read there, and the injector keeps a copy
+	// in every namespace (ConfigMap athenz-zts-ca-<profile>, key ca.pem),
+	// which the Pods mount; for a profile in a Pod's own namespace it is
+	// read in that namespace. Unset: the sidecar image's system roots.
 	// +optional
 	CA *CABundle `json:"ca,omitempty"`
 }
@@ -186,10 +188,10 @@ type ZTS struct {
 // certificates.
 // +kubebuilder:validation:XValidation:rule="has(self.configMap) != has(self.secret)",message="set exactly one of configMap and secret"
 type CABundle struct {
-	// ConfigMap holding the bundle, in the Pod's namespace.
+	// ConfigMap holding the bundle, in the profile's namespace.
 	// +optional
 	ConfigMap *KeyReference `json:"configMap,omitempty"`
-	// Secret holding the bundle, in the Pod's namespace.
+	// Secret holding the bundle, in the profile's namespace.
 	// +optional
 	Secret *KeyReference `json:"secret,omitempty"`
 }
