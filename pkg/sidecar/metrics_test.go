@@ -171,7 +171,7 @@ func TestMetrics(t *testing.T) {
 		{metricZTSRequests, []string{"endpoint", "key_refresh", "code", "200"}, 1},
 		{metricZTSDuration, []string{"endpoint", "roletoken"}, 2},
 		{metricZTSDuration, []string{"endpoint", "accesstoken"}, 1},
-		{metricCacheEntries, nil, 2},
+		{metricCacheEntries, nil, 3}, // the refused key stays for the negative-cache TTL
 		{metricIdentityRenewals, nil, 1},
 		{metricIdentityFailures, nil, 0},
 		{metricTokenRefreshes, nil, 0},
