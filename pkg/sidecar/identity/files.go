@@ -81,6 +81,9 @@ func (m *Manager) reloadFiles() (*credential, bool, error) {
 		key:      key,
 		keyPEM:   keyPEM,
 		obtained: m.clock.Now(),
+		// Another tool's certificate: its signer's clock is not ZTS's,
+		// and nothing measures it.
+		valid: certValidity(content.pair.Leaf, 0),
 	}
 	// Files that already are the identity directory's are not rewritten
 	// (the rewrite would look like a change at the next poll).

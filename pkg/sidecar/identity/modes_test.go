@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -238,5 +239,80 @@ func TestRoleCertificateRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, identity.CertFileName)); err != nil {
 		t.Errorf("the identity certificate is written even when a role certificate is refused: %v", err)
+	}
+}
+
+// TestKeyFileCertificatePolicy: in key-file mode the certificate of the
+// service key is optional by default (ready once ZTS has answered the
+// first attempt, even with a refusal; N-tokens work regardless),
+// required on request, or not asked for at all. The certificate is asked
+// for with the N-token alone, so ZTS's IP restriction of certificate
+// refresh does not refuse its renewals.
+func TestKeyFileCertificatePolicy(t *testing.T) {
+	tests := []struct {
+		name        string
+		policy      identity.KeyFileCert
+		refuse      bool // ZTS refuses the certificate
+		wantReady   bool
+		wantCalls   bool // the certificate is asked for
+		wantCertErr string
+	}{
+		{name: "optional, issued", policy: "", wantReady: true, wantCalls: true},
+		{name: "optional, refused", policy: identity.KeyFileCertOptional, refuse: true, wantReady: true, wantCalls: true},
+		{name: "required, refused", policy: identity.KeyFileCertRequired, refuse: true, wantReady: false, wantCalls: true, wantCertErr: "IP not allowed"},
+		{name: "off", policy: identity.KeyFileCertOff, wantReady: true, wantCalls: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, ztsfake.Options{}, false)
+			f.zts.Grant("prov", "reader", "client.api")
+			// Certificate refresh only from 10.0.0.0/8; the sidecar is on
+			// 127.0.0.1: only certificates asked for with an N-token come.
+			f.zts.RestrictCertRefresh(netip.MustParsePrefix("10.0.0.0/8"))
+			if tc.refuse {
+				f.zts.SetFailure(ztsfake.EndpointKeyRefresh, ztsfake.Failure{Status: 403, Message: "IP not allowed for refresh: 127.0.0.1"})
+			}
+			key, keyPEM := newECKeyPEM(t)
+			if err := f.zts.RegisterServiceKey(testDomain, testService, "v1", publicPEM(t, key)); err != nil {
+				t.Fatal(err)
+			}
+			m := newManager(t, identity.Options{
+				Mode: identity.ModeKeyFile, ZTSURL: f.zts.URL(), RootCAs: f.zts.CAPool(),
+				Domain: testDomain, Service: testService, KeyPEM: keyPEM, KeyVersion: "v1", KeyFileCert: tc.policy,
+				IdentityDir: f.dir, Clock: f.clock, Logger: f.logs.logger(),
+			})
+			if tc.policy != identity.KeyFileCertOff {
+				if err := m.Ready(); err == nil {
+					t.Errorf("Ready() before the first attempt: nil, want to wait for it")
+				}
+			}
+			startRun(t, m)
+			for range 3 { // three renewals of the 1 h certificate
+				f.advance(t, 45*time.Minute)
+			}
+			err := m.Ready()
+			if (err == nil) != tc.wantReady {
+				t.Errorf("Ready() = %v, want ready: %v", err, tc.wantReady)
+			}
+			if tc.wantCertErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantCertErr)) {
+				t.Errorf("Ready() = %v, want ZTS's refusal %q", err, tc.wantCertErr)
+			}
+			calls := f.zts.Calls(ztsfake.EndpointKeyRefresh)
+			if (calls > 0) != tc.wantCalls {
+				t.Errorf("key refresh calls = %d, want calls: %v", calls, tc.wantCalls)
+			}
+			if tc.wantCalls && !tc.refuse && calls != 4 {
+				t.Errorf("key refresh calls = %d over 3 renewals under the IP restriction, want 4 (all issued)", calls)
+			}
+			if (m.CertificateChainPEM() != nil) != (tc.wantCalls && !tc.refuse) {
+				t.Errorf("certificate present: %v, want %v", m.CertificateChainPEM() != nil, tc.wantCalls && !tc.refuse)
+			}
+			if _, _, err := m.NTokenSource().Token(); err != nil {
+				t.Errorf("N-token: %v", err)
+			}
+			if err := f.roleTokenThrough(m); err != nil {
+				t.Errorf("role token through Transport(): %v", err)
+			}
+		})
 	}
 }
