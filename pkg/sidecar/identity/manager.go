@@ -7,9 +7,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -475,32 +475,21 @@ func (m *Manager) renewIdentity(ctx context.Context) {
 }
 
 // install writes c to the identity directory and makes it current. Files
-// are written first: what the Manager presents is what the app reads. The
-// key is written before the certificate when it changed; if the
-// certificate then cannot be written, the previous key is put back.
+// are written first: what the Manager presents is what the app reads. When
+// the key changed, the key and the certificate are replaced together
+// (writeFilesAtomic): both are written and synced before either is
+// renamed into place, key first.
 func (m *Manager) install(c *credential) error {
 	prev := m.cur.Load()
 	if prev == nil || !bytes.Equal(prev.keyPEM, c.keyPEM) {
 		m.keyGen++
 	}
 	c.keyGen = m.keyGen
-	oldKey := m.written[KeyFileName]
-	keyChanged := !bytes.Equal(oldKey, c.keyPEM)
-	if keyChanged {
-		if err := m.write(KeyFileName, c.keyPEM, m.opts.KeyFileMode); err != nil {
-			return err
-		}
-	}
-	if err := m.write(CertFileName, c.chainPEM, CertFileMode); err != nil {
-		if keyChanged && oldKey != nil {
-			if rerr := m.write(KeyFileName, oldKey, m.opts.KeyFileMode); rerr != nil {
-				m.log.Error(rerr, "restoring the previous key after a failed certificate write")
-			}
-		}
+	if err := m.write(fileWrite{KeyFileName, c.keyPEM, m.opts.KeyFileMode}, fileWrite{CertFileName, c.chainPEM, CertFileMode}); err != nil {
 		return err
 	}
 	if c.caPEM != nil {
-		if err := m.write(CAFileName, c.caPEM, CertFileMode); err != nil {
+		if err := m.write(fileWrite{CAFileName, c.caPEM, CertFileMode}); err != nil {
 			// The certificate and key are in place; the CA bundle is
 			// rarely new. Log and go on.
 			m.log.Error(err, "writing the CA bundle")
@@ -512,17 +501,31 @@ func (m *Manager) install(c *credential) error {
 	return nil
 }
 
-// write writes one file of the identity directory unless it already has
-// that content.
-func (m *Manager) write(name string, data []byte, perm fs.FileMode) error {
-	if bytes.Equal(m.written[name], data) {
+// write replaces the files of the identity directory that do not already
+// have their content, together (writeFilesAtomic).
+func (m *Manager) write(files ...fileWrite) error {
+	var changed []fileWrite
+	for _, f := range files {
+		if !bytes.Equal(m.written[f.name], f.data) {
+			changed = append(changed, f)
+		}
+	}
+	if len(changed) == 0 {
 		return nil
 	}
-	if err := writeFileAtomic(m.opts.IdentityDir, name, data, perm); err != nil {
-		return err
+	err := writeFilesAtomic(m.opts.IdentityDir, changed...)
+	for _, f := range changed {
+		if err == nil {
+			m.written[f.name] = bytes.Clone(f.data)
+			continue
+		}
+		// A failed rename leaves the files before it new: remember what
+		// is on disk.
+		if b, rerr := os.ReadFile(filepath.Join(m.opts.IdentityDir, f.name)); rerr == nil {
+			m.written[f.name] = b
+		}
 	}
-	m.written[name] = bytes.Clone(data)
-	return nil
+	return err
 }
 
 // clientCertificate is the TLS client certificate callback: the current
