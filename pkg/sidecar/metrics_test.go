@@ -195,6 +195,7 @@ func TestMetrics(t *testing.T) {
 		"endpoint": regexp.MustCompile(`^(roletoken|accesstoken|instance_register|instance_refresh|key_refresh|rolecert|other)$`),
 		"code":     regexp.MustCompile(`^([1-5][0-9][0-9]|timeout|tls|connection|canceled|other)$`),
 		"le":       regexp.MustCompile(`^([0-9.]+|\+Inf)$`),
+		"check":    regexp.MustCompile(`^(running|identity|prefetch)$`),
 	}
 	for name, mf := range fams {
 		for _, m := range mf.GetMetric() {

@@ -260,6 +260,10 @@ type Options struct {
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
+// WithDefaults returns o with every default filled in: what a Manager
+// built from o runs with.
+func (o Options) WithDefaults() Options { return o.withDefaults() }
+
 // withDefaults returns o with every default filled in.
 func (o Options) withDefaults() Options {
 	if o.Mode == "" {
