@@ -482,17 +482,12 @@ func unknownVarError(name string) error {
 // withDefaults fills in the defaults of the settings a Config built
 // without ConfigFromEnv may leave zero.
 func (c Config) withDefaults() Config {
-	setDefault := func(d *time.Duration, def time.Duration) {
-		if *d <= 0 {
-			*d = def
-		}
-	}
-	setDefault(&c.ZTSTimeout, DefaultZTSTimeout)
-	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
-	setDefault(&c.ProxyTimeout, DefaultProxyTimeout)
-	setDefault(&c.ProxyDialTimeout, DefaultProxyDialTimeout)
-	setDefault(&c.ReadTimeout, DefaultReadTimeout)
-	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	c.ZTSTimeout = tokens.PositiveOr(c.ZTSTimeout, DefaultZTSTimeout)
+	c.ShutdownTimeout = tokens.PositiveOr(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.ProxyTimeout = tokens.PositiveOr(c.ProxyTimeout, DefaultProxyTimeout)
+	c.ProxyDialTimeout = tokens.PositiveOr(c.ProxyDialTimeout, DefaultProxyDialTimeout)
+	c.ReadTimeout = tokens.PositiveOr(c.ReadTimeout, DefaultReadTimeout)
+	c.IdleTimeout = tokens.PositiveOr(c.IdleTimeout, DefaultIdleTimeout)
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
 	}

@@ -10,22 +10,6 @@ import (
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 )
 
-// waitReadyz polls /readyz until it answers 200 or 10 s pass.
-func waitReadyz(t *testing.T, f *fixture) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := do(t, nil, "GET", f.health+"/readyz", "", "", nil)
-		if r.status == http.StatusOK {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d %s after 10 s", r.status, r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestKeyFileCertificateRefused (acceptance): in key-file mode, when ZTS
 // refuses the certificate (it restricts certificate refresh by IP, or
 // issues none to this service), the sidecar still becomes ready and serves
@@ -39,7 +23,7 @@ func TestKeyFileCertificateRefused(t *testing.T) {
 		env, _ := keyFileEnv(t, zts)
 		return append([]string{"ATHENZ_PREFETCH_ROLE_TOKENS=prov:role.reader"}, env...)
 	}(), nil, nil)
-	waitReadyz(t, f)
+	waitReady(t, f)
 	if r := do(t, nil, "GET", f.api+"/ntoken", "", "", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), `"token":"v=S1;d=client;n=api;`) {
 		t.Errorf("GET /ntoken = %d %s, want an N-token", r.status, r.body)
 	}

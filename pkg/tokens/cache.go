@@ -77,19 +77,14 @@ func (o CacheOptions) withDefaults() CacheOptions {
 	if o.MarginFraction <= 0 || o.MarginFraction >= 1 {
 		o.MarginFraction = DefaultMarginFraction
 	}
-	setDefault := func(d *time.Duration, def time.Duration) {
-		if *d <= 0 {
-			*d = def
-		}
-	}
-	setDefault(&o.MinMargin, DefaultMinMargin)
-	setDefault(&o.IdleTTL, DefaultIdleTTL)
-	setDefault(&o.FetchTimeout, DefaultFetchTimeout)
-	setDefault(&o.RetryMin, DefaultRetryMin)
-	setDefault(&o.RetryMax, DefaultRetryMax)
-	setDefault(&o.MinFetchInterval, DefaultMinFetchInterval)
-	setDefault(&o.MinRefreshDelay, DefaultMinRefreshDelay)
-	setDefault(&o.NegativeTTL, DefaultNegativeTTL)
+	o.MinMargin = PositiveOr(o.MinMargin, DefaultMinMargin)
+	o.IdleTTL = PositiveOr(o.IdleTTL, DefaultIdleTTL)
+	o.FetchTimeout = PositiveOr(o.FetchTimeout, DefaultFetchTimeout)
+	o.RetryMin = PositiveOr(o.RetryMin, DefaultRetryMin)
+	o.RetryMax = PositiveOr(o.RetryMax, DefaultRetryMax)
+	o.MinFetchInterval = PositiveOr(o.MinFetchInterval, DefaultMinFetchInterval)
+	o.MinRefreshDelay = PositiveOr(o.MinRefreshDelay, DefaultMinRefreshDelay)
+	o.NegativeTTL = PositiveOr(o.NegativeTTL, DefaultNegativeTTL)
 	o.RetryMin = max(o.RetryMin, o.MinFetchInterval)
 	o.RetryMax = max(o.RetryMax, o.RetryMin)
 	o.NegativeTTL = max(o.NegativeTTL, o.MinFetchInterval)
@@ -100,6 +95,15 @@ func (o CacheOptions) withDefaults() CacheOptions {
 		o.Jitter = rand.Float64
 	}
 	return o
+}
+
+// PositiveOr returns d, or def when d is not positive: the default of a
+// duration setting left zero.
+func PositiveOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // MinServeRemaining is the least lifetime a cached token must have left to
