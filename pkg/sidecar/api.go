@@ -255,8 +255,14 @@ func (h *handler) decodeBody(w http.ResponseWriter, r *http.Request, dst any, fi
 		body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	}
 	// The server bounds the headers (ReadHeaderTimeout); a token request's
-	// body gets the same time. (A recorder in tests has no deadline.)
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.timeouts.read)) // real time: a connection's deadline
+	// body gets the same time, on the real clock (a connection's deadline).
+	// Not a Server.ReadTimeout: that would also bound proxied bodies.
+	// (http.ResponseController would cost an allocation per request.)
+	// (net/http lifts the deadline once the body is read to its end, when
+	// it starts reading in the background for a client that goes away.)
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(time.Now().Add(h.timeouts.read))
+	}
 	if _, err := sc.buf.ReadFrom(body); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return tooLarge()

@@ -410,6 +410,15 @@ func TestServerBounds(t *testing.T) {
 			t.Errorf("answered after %v, want about 300 ms", d)
 		}
 	})
+	t.Run("a request waiting for ZTS outlives the read timeout", func(t *testing.T) {
+		zts := newZTS(t)
+		f := startSidecar(t, zts, []string{"ATHENZ_READ_TIMEOUT=200ms"}, nil)
+		zts.SetLatency(ztsfake.EndpointRoleToken, time.Second)
+		r := do(t, nil, "POST", f.api+"/roletoken", "application/json", `{"domain":"prov","role":"reader"}`, nil)
+		if r.status != http.StatusOK {
+			t.Errorf("a token request answered by ZTS after 1 s with ATHENZ_READ_TIMEOUT=200ms = %d %s, want 200", r.status, r.body)
+		}
+	})
 	t.Run("connection bound", func(t *testing.T) {
 		f := startSidecar(t, newZTS(t), []string{"ATHENZ_MAX_CONNECTIONS=2"}, nil)
 		var held []net.Conn
