@@ -538,3 +538,29 @@ func runCacheOps(t *testing.T, ops []byte) {
 		}
 	}
 }
+
+// TestCacheTokenExpiredOnArrival: a token that is already expired when it
+// arrives (the node's clock ahead of ZTS's by more than its lifetime, and
+// no issue time to correct by) is an error, never served; requests get
+// the error from memory for the negative-cache TTL, one ZTS call each
+// time it passes; nothing refreshes it in the background.
+func TestCacheTokenExpiredOnArrival(t *testing.T) {
+	c, z, clock := newTestCache(t, -time.Hour, tokens.CacheOptions{})
+	key := mustKey(t, "sports", "reader")
+	for i := range 300 { // every 100 ms for 30 s
+		if tok, _, err := c.GetOutcome(t.Context(), key); !errors.Is(err, tokens.ErrTokenExpired) {
+			t.Fatalf("request %d: %q, %v; want ErrTokenExpired", i, tok.Value, err)
+		}
+		clock.Advance(100 * time.Millisecond)
+	}
+	if n := z.calls.Load(); n != 3 {
+		t.Errorf("ZTS calls over 30 s of requests = %d, want 3 (one per %v)", n, tokens.DefaultNegativeTTL)
+	}
+	clock.Advance(time.Hour)
+	if n := z.calls.Load(); n != 3 {
+		t.Errorf("ZTS calls an hour after the last request = %d, want still 3", n)
+	}
+	if n := clock.Pending(); n != 1 {
+		t.Errorf("%d timers pending, want only the idle sweep", n)
+	}
+}
