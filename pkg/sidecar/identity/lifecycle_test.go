@@ -148,13 +148,21 @@ func presentedCert(t *testing.T, zc zts.ZTSClient) string {
 }
 
 // TestTransportAfterRotation (suspected, confirmed): a connection to ZTS
-// that is busy when the certificate rotates must not be reused with the
-// old certificate once its request ends. ZTS (Jetty) speaks HTTP/1.1
-// only, so HTTP/2 is not what carries it against a real ZTS (it would
-// behind an HTTP/2 proxy); a keep-alive connection that goes back to the
-// pool after the rotation closed the idle ones is.
+// that is busy when the certificate rotates must not go on carrying calls
+// with the old certificate. Over HTTP/2 the busy connection takes new
+// calls at once; ZTS (Jetty) speaks HTTP/1.1 only, but a proxy in front of
+// it may not. Over HTTP/1.1 the keep-alive connection goes back to the
+// pool when its answer is read, after the rotation closed the idle ones.
 func TestTransportAfterRotation(t *testing.T) {
-	f := newFixture(t, ztsfake.Options{}, false)
+	for _, http2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[http2], func(t *testing.T) {
+			testTransportAfterRotation(t, http2)
+		})
+	}
+}
+
+func testTransportAfterRotation(t *testing.T, http2 bool) {
+	f := newFixture(t, ztsfake.Options{HTTP2: http2}, false)
 	f.zts.Grant("prov", "reader", "client.api")
 	m := newManager(t, f.options())
 	if err := m.Init(t.Context()); err != nil {

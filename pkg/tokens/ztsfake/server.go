@@ -90,6 +90,10 @@ type Options struct {
 	// provider's may. Default: accept a register with non-empty
 	// attestationData, and every refresh.
 	Attest func(ctx context.Context, c InstanceConfirmation) (map[string]string, error)
+	// HTTP2 lets clients speak HTTP/2. ZTS's Jetty speaks HTTP/1.1 only
+	// (docs/zts-api-facts.md); a proxy in front of it may not. Default
+	// false.
+	HTTP2 bool
 	// K8SProvider, if set, makes the fake act as ZTS's built-in Kubernetes
 	// provider for register and refresh requests of K8SProvider.Provider
 	// (JSON attestation data {"identityToken":...}, refresh refused); see
@@ -186,6 +190,7 @@ func Start(opts Options) (*Server, error) {
 		Time:         s.now,
 		MinVersion:   tls.VersionTLS12,
 	}
+	ts.EnableHTTP2 = opts.HTTP2
 	s.conns = newGateListener(ts.Listener)
 	ts.Listener = s.conns
 	s.url = "https://" + ts.Listener.Addr().String() + apiPrefix
