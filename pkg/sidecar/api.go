@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -157,6 +158,17 @@ func (h *handler) accessToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// v1Token is GET /v1/token?domain=&role=, the contract's way for an app to
+// ask for a credential: an access token, the modern default; the same
+// query as GET /accesstoken.
+func (h *handler) v1Token(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		h.metrics.countToken(tokenAccessToken, outcomeRejected)
+		return methodNotAllowed(r.Method, "GET")
+	}
+	return h.accessToken(w, r)
+}
+
 func (h *handler) ntoken(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		h.metrics.countToken(tokenNToken, outcomeRejected)
@@ -198,8 +210,8 @@ func (h *handler) svccert(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(r.Method, "GET, HEAD")
 	}
 	chain := h.identity.CertificateChainPEM()
-	if len(chain) == 0 {
-		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "no identity certificate yet: " + errString(h.identity.Ready())}
+	if err := h.identity.CertificateError(); len(chain) == 0 || err != nil {
+		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "no valid identity certificate: " + errString(err)}
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, _ = w.Write(chain) // an error here means the client left
@@ -242,9 +254,21 @@ func (h *handler) decodeBody(w http.ResponseWriter, r *http.Request, dst any, fi
 		// Content-Length, net/http stops at it, and it was checked above.)
 		body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	}
+	// The server bounds the headers (ReadHeaderTimeout); a token request's
+	// body gets the same time, on the real clock (a connection's deadline).
+	// Not a Server.ReadTimeout: that would also bound proxied bodies.
+	// (http.ResponseController would cost an allocation per request.)
+	// (net/http lifts the deadline once the body is read to its end, when
+	// it starts reading in the background for a client that goes away.)
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(time.Now().Add(h.timeouts.read))
+	}
 	if _, err := sc.buf.ReadFrom(body); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return tooLarge()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &HTTPError{Code: http.StatusRequestTimeout, Msg: fmt.Sprintf("request body not received within ATHENZ_READ_TIMEOUT (%v)", h.timeouts.read), Err: err}
 		}
 		return &HTTPError{Code: http.StatusBadRequest, Msg: "reading request body failed", Err: err}
 	}

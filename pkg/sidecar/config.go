@@ -51,6 +51,20 @@ const (
 	DefaultZTSTimeout      = 10 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultLogLevel        = "info"
+	// DefaultProxyTimeout bounds the wait for an upstream's answer
+	// (headers) through the proxy.
+	DefaultProxyTimeout = 30 * time.Second
+	// DefaultProxyDialTimeout bounds connecting to an upstream.
+	DefaultProxyDialTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds reading a request's headers, and a token
+	// request's body.
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes kept-alive client connections idle this
+	// long.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultMaxConnections bounds the connections each listener serves at
+	// once; more wait to be accepted.
+	DefaultMaxConnections = 512
 )
 
 // Config is the sidecar's configuration, parsed once from the environment by
@@ -129,8 +143,28 @@ type Config struct {
 	// DefaultLogLevel.
 	LogLevel string
 
+	// ProxyTimeout bounds the wait for an upstream's answer through the
+	// proxy, from the request sent to the response headers; past it the
+	// app gets 504 (ATHENZ_PROXY_TIMEOUT). Default: DefaultProxyTimeout.
+	ProxyTimeout time.Duration
+	// ProxyDialTimeout bounds connecting to an upstream
+	// (ATHENZ_PROXY_DIAL_TIMEOUT). Default: DefaultProxyDialTimeout.
+	ProxyDialTimeout time.Duration
+	// ReadTimeout bounds reading a request's headers, and a token
+	// request's body (ATHENZ_READ_TIMEOUT). Proxied bodies stream to the
+	// upstream without it. Default: DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// IdleTimeout closes client connections kept alive this long without a
+	// request (ATHENZ_IDLE_TIMEOUT). Default: DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxConnections bounds the connections each listener serves at once
+	// (ATHENZ_MAX_CONNECTIONS); more wait in the kernel's backlog until
+	// one closes. Default: DefaultMaxConnections.
+	MaxConnections int
+
 	// ShutdownTimeout bounds the drain of in-flight requests after the
-	// context ends. Default: DefaultShutdownTimeout. Not from the environment.
+	// context ends (ATHENZ_SHUTDOWN_TIMEOUT). Default:
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Clock drives the token cache and the N-token signer. Default:
 	// tokens.RealClock. Not from the environment.
@@ -153,6 +187,10 @@ type CopperArgosConfig struct {
 	NToken *bool
 }
 
+// KeyFileCert is ATHENZ_KEY_FILE_CERT: whether key-file mode needs the
+// certificate of its service key to be ready (identity.KeyFileCert).
+type KeyFileCert = identity.KeyFileCert
+
 // CertificateConfig holds the settings of the identity certificate that
 // apply to every identity mode.
 type CertificateConfig struct {
@@ -168,6 +206,9 @@ type CertificateConfig struct {
 	// RoleCerts are role certificates kept in the identity directory
 	// (ATHENZ_ROLE_CERTS, "<domain>:role.<role>,...").
 	RoleCerts []tokens.Target
+	// KeyFileCert is ATHENZ_KEY_FILE_CERT (key-file mode): optional (the
+	// default), required or off.
+	KeyFileCert KeyFileCert
 }
 
 // PodInfo is what the downward API tells the sidecar about its Pod (POD_NAME,
@@ -186,6 +227,19 @@ func str(dst func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = v; return nil }
 }
 
+// duration parses a Go duration or a number of seconds, more than 0 and at
+// most limit.
+func duration(dst func(c *Config) *time.Duration, limit time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := parseSeconds(v)
+		if err == nil && (d <= 0 || d > limit) {
+			err = fmt.Errorf("must be more than 0 and at most %v", limit)
+		}
+		*dst(c) = d
+		return err
+	}
+}
+
 func boolean(dst func(c *Config) *bool) func(*Config, string) error {
 	return func(c *Config, v string) (err error) {
 		if *dst(c), err = strconv.ParseBool(v); err != nil {
@@ -200,14 +254,7 @@ func boolean(dst func(c *Config) *bool) func(*Config, string) error {
 var envVars = []envVar{
 	{"ATHENZ_ZTS_URL", str(func(c *Config) *string { return &c.ZTSURL })},
 	{"ATHENZ_ZTS_CA_FILE", str(func(c *Config) *string { return &c.ZTSCAFile })},
-	{"ATHENZ_ZTS_TIMEOUT", func(c *Config, v string) error {
-		d, err := parseSeconds(v)
-		if err == nil && (d <= 0 || d > 5*time.Minute) {
-			err = errors.New("must be more than 0 and at most 5m")
-		}
-		c.ZTSTimeout = d
-		return err
-	}},
+	{"ATHENZ_ZTS_TIMEOUT", duration(func(c *Config) *time.Duration { return &c.ZTSTimeout }, 5*time.Minute)},
 	{"ATHENZ_IDENTITY_MODE", func(c *Config, v string) error {
 		c.IdentityMode = IdentityMode(v)
 		switch c.IdentityMode {
@@ -320,6 +367,27 @@ var envVars = []envVar{
 	}},
 	{"ATHENZ_PROXY_NTOKEN_LISTEN", str(func(c *Config) *string { return &c.ProxyNTokenListen })},
 	{"ATHENZ_PROXY_ROLETOKEN_LISTEN", str(func(c *Config) *string { return &c.ProxyRoleTokenListen })},
+	{"ATHENZ_KEY_FILE_CERT", func(c *Config, v string) error {
+		c.Certificate.KeyFileCert = KeyFileCert(v)
+		switch c.Certificate.KeyFileCert {
+		case identity.KeyFileCertOptional, identity.KeyFileCertRequired, identity.KeyFileCertOff:
+			return nil
+		}
+		return fmt.Errorf("want %s, %s or %s", identity.KeyFileCertOptional, identity.KeyFileCertRequired, identity.KeyFileCertOff)
+	}},
+	{"ATHENZ_PROXY_TIMEOUT", duration(func(c *Config) *time.Duration { return &c.ProxyTimeout }, time.Hour)},
+	{"ATHENZ_PROXY_DIAL_TIMEOUT", duration(func(c *Config) *time.Duration { return &c.ProxyDialTimeout }, 5*time.Minute)},
+	{"ATHENZ_READ_TIMEOUT", duration(func(c *Config) *time.Duration { return &c.ReadTimeout }, 5*time.Minute)},
+	{"ATHENZ_IDLE_TIMEOUT", duration(func(c *Config) *time.Duration { return &c.IdleTimeout }, time.Hour)},
+	{"ATHENZ_SHUTDOWN_TIMEOUT", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 10*time.Minute)},
+	{"ATHENZ_MAX_CONNECTIONS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1<<20 {
+			return errors.New("want a whole number from 1 to 1048576")
+		}
+		c.MaxConnections = n
+		return nil
+	}},
 	{"ATHENZ_LOG_LEVEL", func(c *Config, v string) error {
 		c.LogLevel = strings.ToLower(v)
 		if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
@@ -351,12 +419,17 @@ func ConfigFromEnv(environ []string) (Config, error) {
 		}
 	}
 	c := Config{
-		Mode:            ModeServe,
-		ZTSTimeout:      DefaultZTSTimeout,
-		Listen:          DefaultListen,
-		HealthListen:    DefaultHealthListen,
-		LogLevel:        DefaultLogLevel,
-		ShutdownTimeout: DefaultShutdownTimeout,
+		Mode:             ModeServe,
+		ZTSTimeout:       DefaultZTSTimeout,
+		Listen:           DefaultListen,
+		HealthListen:     DefaultHealthListen,
+		LogLevel:         DefaultLogLevel,
+		ShutdownTimeout:  DefaultShutdownTimeout,
+		ProxyTimeout:     DefaultProxyTimeout,
+		ProxyDialTimeout: DefaultProxyDialTimeout,
+		ReadTimeout:      DefaultReadTimeout,
+		IdleTimeout:      DefaultIdleTimeout,
+		MaxConnections:   DefaultMaxConnections,
 		Pod: PodInfo{
 			Name: env["POD_NAME"], Namespace: env["POD_NAMESPACE"], UID: env["POD_UID"],
 			IP: env["POD_IP"], ServiceAccount: env["SERVICE_ACCOUNT"],
@@ -406,6 +479,24 @@ func unknownVarError(name string) error {
 	return fmt.Errorf("%s: unknown sidecar setting (see docs/sidecar-api.md for the list)", name)
 }
 
+// withDefaults fills in the defaults of the settings a Config built
+// without ConfigFromEnv may leave zero.
+func (c Config) withDefaults() Config {
+	c.ZTSTimeout = tokens.PositiveOr(c.ZTSTimeout, DefaultZTSTimeout)
+	c.ShutdownTimeout = tokens.PositiveOr(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.ProxyTimeout = tokens.PositiveOr(c.ProxyTimeout, DefaultProxyTimeout)
+	c.ProxyDialTimeout = tokens.PositiveOr(c.ProxyDialTimeout, DefaultProxyDialTimeout)
+	c.ReadTimeout = tokens.PositiveOr(c.ReadTimeout, DefaultReadTimeout)
+	c.IdleTimeout = tokens.PositiveOr(c.IdleTimeout, DefaultIdleTimeout)
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.Clock == nil {
+		c.Clock = tokens.RealClock{}
+	}
+	return c
+}
+
 // EffectiveIdentityMode is IdentityMode with its default filled in.
 func (c Config) EffectiveIdentityMode() IdentityMode {
 	switch {
@@ -448,6 +539,7 @@ func (c Config) Validate() error {
 		"ATHENZ_KEY_TYPE":           ca.KeyType != "",
 		"ATHENZ_ROTATE_KEY":         ca.RotateKey,
 		"ATHENZ_NTOKEN":             ca.NToken != nil,
+		"ATHENZ_KEY_FILE_CERT":      c.Certificate.KeyFileCert != "",
 	}
 	// The settings of copper-argos registration; ATHENZ_DNS_SUFFIX also
 	// names the certificate of key-file mode.
@@ -481,13 +573,14 @@ func (c Config) Validate() error {
 			require("with ATHENZ_IDENTITY_MODE=files", "ATHENZ_CERT_FILE", "ATHENZ_KEY_FILE")
 			forbid("files mode uses the certificate, not a service key; use ATHENZ_IDENTITY_MODE=key-file to sign N-tokens", "ATHENZ_KEY_VERSION")
 			forbid("a copper-argos setting, not used with ATHENZ_IDENTITY_MODE=files", append(registration, "ATHENZ_DNS_SUFFIX")...)
+			forbid("a key-file setting, not used with ATHENZ_IDENTITY_MODE=files", "ATHENZ_KEY_FILE_CERT")
 		case IdentityKeyFile:
 			require("with ATHENZ_IDENTITY_MODE=key-file", "ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_DOMAIN", "ATHENZ_SERVICE")
 			forbid("key-file mode authenticates with N-tokens signed by ATHENZ_KEY_FILE; use ATHENZ_IDENTITY_MODE=files for a certificate", "ATHENZ_CERT_FILE")
 			forbid("a copper-argos setting, not used with ATHENZ_IDENTITY_MODE=key-file", registration...)
 		case IdentityCopperArgos:
 			why := "copper-argos mode (the default ATHENZ_IDENTITY_MODE) generates its own key and certificate"
-			forbid(why, "ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_CERT_FILE")
+			forbid(why, "ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_CERT_FILE", "ATHENZ_KEY_FILE_CERT")
 		}
 	}
 	if c.ZTSURL != "" {

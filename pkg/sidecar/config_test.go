@@ -20,6 +20,8 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	want := Config{
 		Mode: ModeServe, ZTSTimeout: DefaultZTSTimeout, Listen: "127.0.0.1:8081", HealthListen: ":8082",
 		LogLevel: "info", ShutdownTimeout: DefaultShutdownTimeout,
+		ProxyTimeout: DefaultProxyTimeout, ProxyDialTimeout: DefaultProxyDialTimeout, ReadTimeout: DefaultReadTimeout,
+		IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections,
 		Pod: PodInfo{Name: "web-1", Namespace: "shop", UID: "u-1", IP: "10.0.0.7", ServiceAccount: "web"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -55,6 +57,13 @@ func TestConfigFromEnvValues(t *testing.T) {
 		"ATHENZ_PROXY_NTOKEN_LISTEN=127.0.0.1:9002",
 		"ATHENZ_PROXY_ROLETOKEN_LISTEN=[::1]:9003",
 		"ATHENZ_LOG_LEVEL=DEBUG",
+		"ATHENZ_KEY_FILE_CERT=off",
+		"ATHENZ_PROXY_TIMEOUT=1m",
+		"ATHENZ_PROXY_DIAL_TIMEOUT=2",
+		"ATHENZ_READ_TIMEOUT=3s",
+		"ATHENZ_IDLE_TIMEOUT=90",
+		"ATHENZ_SHUTDOWN_TIMEOUT=20s",
+		"ATHENZ_MAX_CONNECTIONS=64",
 		"ATHENZ_ZTS_URL=https://second.example.com/zts/v1", // the first one wins, as os.Getenv
 	})
 	if err != nil {
@@ -69,7 +78,10 @@ func TestConfigFromEnvValues(t *testing.T) {
 		PrefetchRoleTokens: []tokens.Target{{Domain: "prov", Role: "writer"}},
 		ProxyAllowedHosts:  []string{"api.example.com", "*.svc.cluster.local:8080"},
 		ProxyNTokenListen:  "127.0.0.1:9002", ProxyRoleTokenListen: "[::1]:9003",
-		LogLevel: "debug", ShutdownTimeout: DefaultShutdownTimeout,
+		LogLevel: "debug", ShutdownTimeout: 20 * time.Second,
+		Certificate:  CertificateConfig{KeyFileCert: "off"},
+		ProxyTimeout: time.Minute, ProxyDialTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second,
+		IdleTimeout: 90 * time.Second, MaxConnections: 64,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("ConfigFromEnv =\n%+v\nwant\n%+v", cfg, want)
@@ -141,6 +153,13 @@ func TestConfigErrors(t *testing.T) {
 		{name: "allowed hosts bare wildcard", env: with(keyFile, "ATHENZ_PROXY_ALLOWED_HOSTS=*."), wantErr: []string{"ATHENZ_PROXY_ALLOWED_HOSTS", "wildcard"}},
 		{name: "allowed hosts star", env: with(keyFile, "ATHENZ_PROXY_ALLOWED_HOSTS=*"), wantErr: []string{"ATHENZ_PROXY_ALLOWED_HOSTS"}},
 		{name: "log level", env: with(keyFile, "ATHENZ_LOG_LEVEL=trace"), wantErr: []string{"ATHENZ_LOG_LEVEL", "debug, info, warn or error"}},
+		{name: "key-file certificate policy", env: with(keyFile, "ATHENZ_KEY_FILE_CERT=maybe"), wantErr: []string{"ATHENZ_KEY_FILE_CERT", "optional, required or off"}},
+		{name: "key-file certificate policy in files mode", env: with(files, "ATHENZ_KEY_FILE_CERT=off"), wantErr: []string{"ATHENZ_KEY_FILE_CERT: a key-file setting"}},
+		{name: "key-file certificate policy in copper-argos mode", env: []string{"ATHENZ_ZTS_URL=https://zts/zts/v1", "ATHENZ_KEY_FILE_CERT=off"}, wantErr: []string{"ATHENZ_KEY_FILE_CERT: copper-argos mode"}},
+		{name: "proxy timeout zero", env: with(keyFile, "ATHENZ_PROXY_TIMEOUT=0"), wantErr: []string{"ATHENZ_PROXY_TIMEOUT", "more than 0"}},
+		{name: "read timeout not a duration", env: with(keyFile, "ATHENZ_READ_TIMEOUT=fast"), wantErr: []string{`ATHENZ_READ_TIMEOUT="fast"`}},
+		{name: "idle timeout too long", env: with(keyFile, "ATHENZ_IDLE_TIMEOUT=2h"), wantErr: []string{"ATHENZ_IDLE_TIMEOUT", "at most 1h"}},
+		{name: "max connections zero", env: with(keyFile, "ATHENZ_MAX_CONNECTIONS=0"), wantErr: []string{"ATHENZ_MAX_CONNECTIONS", "whole number"}},
 		{name: "several at once", env: with(keyFile, "ATHENZ_LOG_LEVEL=trace", "ATHENZ_FOO=1"), wantErr: []string{"ATHENZ_LOG_LEVEL", "ATHENZ_FOO"}},
 
 		// Contradictions and missing settings.

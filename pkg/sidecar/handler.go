@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -23,6 +24,7 @@ type handler struct {
 	reverse  *httputil.ReverseProxy
 	ready    *readiness
 	metrics  *metrics
+	timeouts timeouts
 
 	scratch sync.Pool // of *scratch
 
@@ -30,10 +32,20 @@ type handler struct {
 	hdrJSON, hdrNoStore []string
 }
 
-func newHandler(log logr.Logger, cache *tokens.Cache, id Identity, clock tokens.Clock, hosts hostMatcher, ready *readiness, m *metrics) *handler {
+// timeouts are the settings that bound the handler's waits.
+type timeouts struct {
+	proxy, proxyDial, read time.Duration
+}
+
+func timeoutsOf(cfg Config) timeouts {
+	cfg = cfg.withDefaults()
+	return timeouts{proxy: cfg.ProxyTimeout, proxyDial: cfg.ProxyDialTimeout, read: cfg.ReadTimeout}
+}
+
+func newHandler(log logr.Logger, cache *tokens.Cache, id Identity, clock tokens.Clock, hosts hostMatcher, ready *readiness, m *metrics, t timeouts) *handler {
 	return &handler{
-		log: log, cache: cache, identity: id, clock: clock, hosts: hosts, ready: ready, metrics: m,
-		reverse:    newReverseProxy(log),
+		log: log, cache: cache, identity: id, clock: clock, hosts: hosts, ready: ready, metrics: m, timeouts: t,
+		reverse:    newReverseProxy(log, t),
 		scratch:    sync.Pool{New: func() any { return &scratch{buf: *bytes.NewBuffer(make([]byte, 0, 1024))} }},
 		hdrJSON:    []string{"application/json"},
 		hdrNoStore: []string{"no-store"},
@@ -80,6 +92,8 @@ func (a apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = h.roleToken(w, r)
 		case "/accesstoken", "/access-token":
 			err = h.accessToken(w, r)
+		case "/v1/token":
+			err = h.v1Token(w, r)
 		case "/ntoken":
 			err = h.ntoken(w, r)
 		case "/svccert":
@@ -91,7 +105,7 @@ func (a apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "/proxy/ntoken", "/proxy/roletoken":
 			err = proxyHowTo(r)
 		default:
-			err = httpErrorf(http.StatusNotFound, "no endpoint %s; the token API has GET /ntoken, GET /svccert, GET|POST /roletoken, GET|POST /accesstoken and /access-token, GET /healthz, GET /readyz, and proxies absolute-form requests", truncate(r.URL.Path))
+			err = httpErrorf(http.StatusNotFound, "no endpoint %s; the token API has GET /v1/token, GET /ntoken, GET /svccert, GET|POST /roletoken, GET|POST /accesstoken and /access-token, GET /healthz, GET /readyz, and proxies absolute-form requests", truncate(r.URL.Path))
 		}
 	}
 	if err != nil {
@@ -153,11 +167,21 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// readyz answers the readiness probe. The reason it is not ready names
+// ZTS's errors, roles and the ZTS URL: it goes to callers in the Pod
+// (loopback, the Unix socket) and to the log; a caller from the network
+// (the health listener is on every interface) gets the status code and no
+// more.
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(r.Method, "GET, HEAD")
 	}
-	if err := h.ready.check(); err != nil {
+	err := h.ready.check()
+	h.ready.observe(err)
+	if err != nil {
+		if !fromLoopback(r) {
+			return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "not ready (the reason is in the sidecar's log, and in /readyz from inside the Pod)"}
+		}
 		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "not ready: " + err.Error()}
 	}
 	w.Header()["Content-Type"] = h.hdrJSON

@@ -49,7 +49,8 @@ func methodNotAllowed(method, allow string) *HTTPError {
 //   - *tokens.FieldError (a bad request field): 400 naming the field;
 //   - *tokens.ZTSError: a 4xx from ZTS passes on with ZTS's message, a 5xx
 //     becomes 502;
-//   - tokens.ErrZTSTimeout: 504; tokens.ErrZTSUnavailable: 502;
+//   - tokens.ErrZTSTimeout: 504; tokens.ErrZTSUnavailable and
+//     tokens.ErrTokenExpired: 502;
 //   - tokens.ErrCacheClosed (shutting down): 503;
 //   - anything else is our fault: 500 without details.
 func toHTTPError(err error) *HTTPError {
@@ -81,6 +82,10 @@ func toHTTPError(err error) *HTTPError {
 			msg += "; TLS: ZTS's certificate is not trusted: ATHENZ_ZTS_CA_FILE must hold the CA that signed it, for the host of ATHENZ_ZTS_URL"
 		}
 		return &HTTPError{Code: http.StatusBadGateway, Msg: msg, Err: err}
+	case errors.Is(err, tokens.ErrTokenExpired):
+		// A bad answer from ZTS: a token that expired before it could be
+		// used (by the node's clock, ZTS's issue time unknown).
+		return &HTTPError{Code: http.StatusBadGateway, Msg: err.Error(), Err: err}
 	case errors.Is(err, tokens.ErrCacheClosed):
 		return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "sidecar is shutting down"}
 	case errors.Is(err, context.DeadlineExceeded):

@@ -27,8 +27,13 @@ type Identity interface {
 	// CertificateChainPEM returns the current certificate chain (leaf
 	// first) for GET /svccert, or nil before the first certificate.
 	CertificateChainPEM() []byte
-	// Ready returns nil when the identity can be used now, else why not.
-	// It is called by /readyz and must be cheap.
+	// CertificateError returns nil when an identity certificate valid now
+	// is in place, else why not (GET /svccert tells the client). It must
+	// be cheap.
+	CertificateError() error
+	// Ready returns nil when every credential the identity was configured
+	// for is valid now, else why not. It is called by /readyz and must be
+	// cheap.
 	Ready() error
 	// Run keeps the identity fresh (reloads files, rotates the
 	// certificate) until ctx ends. It returns nil when ctx ends, or an
@@ -53,6 +58,9 @@ type IdentityOptions struct {
 	// WrapTransport wraps the transport of the identity's own calls to
 	// ZTS (the sidecar counts and times them). Default: none.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Skew is the measurement of ZTS's clock shared with the token client.
+	// Default: the identity's own.
+	Skew *tokens.ClockSkew
 }
 
 // NewIdentity builds the identity of cfg.EffectiveIdentityMode(). It reads
@@ -93,6 +101,8 @@ func identityOptions(cfg Config, opts IdentityOptions) identity.Options {
 		CertExpiry:      cfg.Certificate.Expiry,
 		KeyFileMode:     cfg.Certificate.KeyFileMode,
 		RoleCerts:       cfg.Certificate.RoleCerts,
+		KeyFileCert:     cfg.Certificate.KeyFileCert,
+		Skew:            opts.Skew,
 		IdentityDir:     cfg.IdentityDir,
 		KeyFile:         cfg.KeyFile,
 		KeyPEM:          opts.KeyPEM,

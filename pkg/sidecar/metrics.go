@@ -55,6 +55,8 @@ type metrics struct {
 	cacheLen  func() int
 	refreshes func() (ok, failed uint64)
 	identity  func() identity.Status
+	ready     *readiness
+	skew      *tokens.ClockSkew
 }
 
 func newMetrics(clock tokens.Clock) *metrics {
@@ -80,12 +82,15 @@ const (
 	metricCertExpiresIn        = "athenz_sidecar_identity_certificate_expires_in_seconds"
 	metricIdentityRenewals     = "athenz_sidecar_identity_renewals_total"
 	metricIdentityFailures     = "athenz_sidecar_identity_renewal_failures_total"
+	metricReady                = "athenz_sidecar_ready"
+	metricZTSClockSkew         = "athenz_sidecar_zts_clock_skew_seconds"
 )
 
 // metricNames lists every family in the order of the exposition.
 var metricNames = []string{
 	metricTokenRequests, metricTokenRefreshes, metricTokenRefreshFailures, metricCacheEntries,
 	metricZTSRequests, metricZTSDuration, metricCertExpiresIn, metricIdentityRenewals, metricIdentityFailures,
+	metricReady, metricZTSClockSkew,
 }
 
 // appendTo appends the exposition of every metric, in a stable order.
@@ -117,13 +122,28 @@ func (m *metrics) appendTo(b []byte) []byte {
 		st = m.identity()
 	}
 	w.family(metricCertExpiresIn, "gauge", "Seconds until the identity certificate expires; negative once expired, no sample before the first certificate.")
-	if !st.NotAfter.IsZero() {
-		w.sample(metricCertExpiresIn, st.NotAfter.Sub(m.clock.Now()).Seconds())
+	if !st.ExpiresAt.IsZero() {
+		w.sample(metricCertExpiresIn, st.ExpiresAt.Sub(m.clock.Now()).Seconds())
 	}
 	w.family(metricIdentityRenewals, "counter", "Identity certificates obtained (files mode: loaded) since the sidecar started.")
 	w.sampleUint(metricIdentityRenewals, uint64(st.Renewals))
 	w.family(metricIdentityFailures, "counter", "Failed attempts to obtain or renew the identity certificate since the sidecar started.")
 	w.sampleUint(metricIdentityFailures, uint64(st.FailuresTotal))
+
+	w.family(metricReady, "gauge", "1 when the readiness check passes, by check: running (not shutting down), identity (every credential of the identity is valid now), prefetch (every prefetched token is cached and valid now); /readyz is 200 when all are 1.")
+	if m.ready != nil {
+		for _, c := range readinessChecks {
+			v := uint64(1)
+			if m.ready.checkOne(c) != nil {
+				v = 0
+			}
+			w.sampleUint(metricReady, v, "check", c)
+		}
+	}
+	w.family(metricZTSClockSkew, "gauge", "ZTS's clock minus this node's, in seconds, measured from the issue times of what ZTS issues; no sample before the first measurement.")
+	if off, ok := m.skew.Offset(); ok {
+		w.sample(metricZTSClockSkew, off.Seconds())
+	}
 	return w.b
 }
 

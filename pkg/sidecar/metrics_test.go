@@ -171,7 +171,7 @@ func TestMetrics(t *testing.T) {
 		{metricZTSRequests, []string{"endpoint", "key_refresh", "code", "200"}, 1},
 		{metricZTSDuration, []string{"endpoint", "roletoken"}, 2},
 		{metricZTSDuration, []string{"endpoint", "accesstoken"}, 1},
-		{metricCacheEntries, nil, 2},
+		{metricCacheEntries, nil, 3}, // the refused key stays for the negative-cache TTL
 		{metricIdentityRenewals, nil, 1},
 		{metricIdentityFailures, nil, 0},
 		{metricTokenRefreshes, nil, 0},
@@ -195,6 +195,7 @@ func TestMetrics(t *testing.T) {
 		"endpoint": regexp.MustCompile(`^(roletoken|accesstoken|instance_register|instance_refresh|key_refresh|rolecert|other)$`),
 		"code":     regexp.MustCompile(`^([1-5][0-9][0-9]|timeout|tls|connection|canceled|other)$`),
 		"le":       regexp.MustCompile(`^([0-9.]+|\+Inf)$`),
+		"check":    regexp.MustCompile(`^(running|identity|prefetch)$`),
 	}
 	for name, mf := range fams {
 		for _, m := range mf.GetMetric() {
@@ -344,3 +345,27 @@ type timeoutError struct{}
 func (timeoutError) Error() string   { return "i/o timeout" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
+
+// TestReadinessAndSkewMetrics: athenz_sidecar_ready says which readiness
+// check fails (here the prefetch, refused by ZTS), and the clock skew
+// appears once a token came from ZTS.
+func TestReadinessAndSkewMetrics(t *testing.T) {
+	zts := newZTS(t)
+	f := startSidecar(t, zts, []string{"ATHENZ_PREFETCH=secret:role.reader"}, nil)
+	fams, _ := scrape(t, f)
+	for check, want := range map[string]float64{checkRunning: 1, checkIdentity: 1, checkPrefetch: 0} {
+		if got, ok := metricValue(fams, metricReady, "check", check); !ok || got != want {
+			t.Errorf("%s{check=%q} = %v (present: %v), want %v", metricReady, check, got, ok, want)
+		}
+	}
+	if _, ok := metricValue(fams, metricZTSClockSkew); ok {
+		t.Errorf("%s has a sample before any token came from ZTS", metricZTSClockSkew)
+	}
+	if r := do(t, nil, "GET", f.api+"/roletoken?domain=prov&role=reader", "", "", nil); r.status != http.StatusOK {
+		t.Fatalf("role token: %d %s", r.status, r.body)
+	}
+	fams, _ = scrape(t, f)
+	if got, ok := metricValue(fams, metricZTSClockSkew); !ok || got < -2 || got > 2 {
+		t.Errorf("%s = %v (present: %v), want about 0 with the fake's clock", metricZTSClockSkew, got, ok)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -44,14 +45,18 @@ type proxyAuthKey struct{}
 // newReverseProxy returns the proxy that forwards absolute-form requests.
 // ReverseProxy drops hop-by-hop headers (Connection and what it names,
 // Proxy-Authorization, Proxy-Connection, Keep-Alive, TE, Upgrade unless
-// upgrading); Rewrite adds the token and drops the control headers.
-func newReverseProxy(log logr.Logger) *httputil.ReverseProxy {
+// upgrading); Rewrite adds the token and drops the control headers. An
+// upstream gets to.proxyDial to accept the connection (and finish TLS)
+// and to.proxy to start its answer; either timeout answers the app 504.
+func newReverseProxy(log logr.Logger, to timeouts) *httputil.ReverseProxy {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	// Upstream requests go direct: an HTTP_PROXY in the sidecar's
 	// environment could point back at the sidecar.
 	t.Proxy = nil
 	t.MaxIdleConnsPerHost = 32
-	t.DialContext = (&net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.DialContext = (&net.Dialer{Timeout: to.proxyDial, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = to.proxyDial
+	t.ResponseHeaderTimeout = to.proxy
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			h := pr.Out.Header
@@ -67,14 +72,25 @@ func newReverseProxy(log logr.Logger) *httputil.ReverseProxy {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
 			}
-			he := &HTTPError{Code: http.StatusBadGateway, Msg: fmt.Sprintf("upstream %s: %v", r.URL.Host, unwrapURLError(err)), Err: unwrapURLError(err)}
-			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-				he.Code, he.Msg = http.StatusGatewayTimeout, fmt.Sprintf("upstream %s timed out", r.URL.Host)
-			}
-			writeError(w, r, log, he)
+			writeError(w, r, log, upstreamError(r.URL.Host, err, to))
 		},
 		ErrorLog: newStdLogger(log),
 	}
+}
+
+// upstreamError is the answer to the app when the upstream failed: 504
+// for a timeout, naming the setting that bounds it, else 502.
+func upstreamError(host string, err error, to timeouts) *HTTPError {
+	cause := unwrapURLError(err)
+	ne, ok := errors.AsType[net.Error](err)
+	if !ok || !ne.Timeout() {
+		return &HTTPError{Code: http.StatusBadGateway, Msg: fmt.Sprintf("upstream %s: %v", host, cause), Err: cause}
+	}
+	msg := fmt.Sprintf("upstream %s timed out: no answer within ATHENZ_PROXY_TIMEOUT (%v)", host, to.proxy)
+	if op, ok := errors.AsType[*net.OpError](err); (ok && op.Op == "dial") || strings.Contains(err.Error(), "TLS handshake timeout") {
+		msg = fmt.Sprintf("upstream %s timed out: connecting took more than ATHENZ_PROXY_DIAL_TIMEOUT (%v)", host, to.proxyDial)
+	}
+	return &HTTPError{Code: http.StatusGatewayTimeout, Msg: msg, Err: cause}
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the URL
@@ -177,6 +193,3 @@ func errConnect() error {
 	return &HTTPError{Code: http.StatusMethodNotAllowed, Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
 		Msg: "CONNECT not supported: the proxy adds an Athenz header, which it cannot do inside a TLS tunnel; send the request to the upstream's http:// URL through the proxy, or get a token from /roletoken or /ntoken and call the https:// upstream yourself"}
 }
-
-// proxyDialTimeout bounds connecting to an upstream.
-const proxyDialTimeout = 10 * time.Second

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,37 +54,73 @@ func prefetchItems(access, role []tokens.Target) ([]prefetchItem, error) {
 	return items, nil
 }
 
-// readiness answers /readyz: the identity is ready, every prefetch token
-// has been loaded once, and the sidecar is not shutting down.
+// The readiness checks, the "check" label of athenz_sidecar_ready.
+const (
+	checkRunning  = "running"  // not shutting down
+	checkIdentity = "identity" // every credential of the identity is valid now
+	checkPrefetch = "prefetch" // every prefetched token is cached and valid now
+)
+
+var readinessChecks = [...]string{checkRunning, checkIdentity, checkPrefetch}
+
+// readiness answers /readyz: every credential the sidecar was configured
+// for is valid now (the identity's, and each prefetched token), and it is
+// not shutting down.
 type readiness struct {
 	identity Identity
 	items    []prefetchItem
+	cache    *tokens.Cache
+	clock    tokens.Clock
+	log      logr.Logger
 
-	mu      sync.Mutex // guards loaded and lastErr
+	mu      sync.Mutex // guards loaded, lastErr and logged
 	loaded  []bool
 	lastErr []error
+	logged  string // the last reason logged, "" for ready
 
 	prefetched atomic.Bool
 	draining   atomic.Bool
 }
 
-func newReadiness(id Identity, items []prefetchItem) *readiness {
+func newReadiness(id Identity, items []prefetchItem, cache *tokens.Cache, clock tokens.Clock, log logr.Logger) *readiness {
 	return &readiness{
-		identity: id, items: items,
+		identity: id, items: items, cache: cache, clock: clock, log: log,
 		loaded: make([]bool, len(items)), lastErr: make([]error, len(items)),
 	}
 }
 
+// check returns nil when ready, else why not.
 func (rd *readiness) check() error {
-	if rd.draining.Load() {
-		return errors.New("shutting down")
+	for _, c := range readinessChecks {
+		if err := rd.checkOne(c); err != nil {
+			return err
+		}
 	}
-	if err := rd.identity.Ready(); err != nil {
-		return fmt.Errorf("identity: %w", err)
+	return nil
+}
+
+// checkOne runs one of the readiness checks.
+func (rd *readiness) checkOne(check string) error {
+	switch check {
+	case checkRunning:
+		if rd.draining.Load() {
+			return errors.New("shutting down")
+		}
+	case checkIdentity:
+		if err := rd.identity.Ready(); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+	case checkPrefetch:
+		if !rd.prefetched.Load() {
+			return rd.loading()
+		}
+		return rd.expired()
 	}
-	if rd.prefetched.Load() {
-		return nil
-	}
+	return nil
+}
+
+// loading says which prefetch tokens have not been loaded once yet.
+func (rd *readiness) loading() error {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	var missing []string
@@ -101,9 +140,45 @@ func (rd *readiness) check() error {
 	return fmt.Errorf("%d of %d prefetched tokens not loaded yet: %s", len(missing), len(rd.items), strings.Join(missing, "; "))
 }
 
+// expired says which prefetched tokens are no longer valid: the cache
+// refreshes them, and ZTS has been failing for their whole margin.
+func (rd *readiness) expired() error {
+	now := rd.clock.Now()
+	var gone []string
+	for _, it := range rd.items {
+		if tok, ok := rd.cache.Lookup(it.key); !ok || tok.Expiry.Sub(now) <= tokens.MinServeRemaining {
+			gone = append(gone, it.name)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d prefetched tokens expired, their refreshes failing: %s", len(gone), len(rd.items), strings.Join(gone, "; "))
+}
+
+// observe logs a change of readiness: the reason, which /readyz tells
+// loopback callers only, is in the log for everyone else.
+func (rd *readiness) observe(err error) {
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	rd.mu.Lock()
+	changed := reason != rd.logged
+	rd.logged = reason
+	rd.mu.Unlock()
+	switch {
+	case !changed:
+	case err == nil:
+		rd.log.Info("ready")
+	default:
+		rd.log.Info("not ready", "reason", reason)
+	}
+}
+
 // run waits for the identity, loads every prefetch token (retrying with
 // backoff, pinning them in the cache), then reports ready.
-func (rd *readiness) run(ctx context.Context, cache *tokens.Cache, log logr.Logger) {
+func (rd *readiness) run(ctx context.Context, log logr.Logger) {
 	if len(rd.items) == 0 {
 		rd.prefetched.Store(true)
 		return
@@ -115,7 +190,7 @@ func (rd *readiness) run(ctx context.Context, cache *tokens.Cache, log logr.Logg
 	}
 	var wg sync.WaitGroup
 	for i := range rd.items {
-		wg.Go(func() { rd.load(ctx, cache, log, i) })
+		wg.Go(func() { rd.load(ctx, log, i) })
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -125,11 +200,11 @@ func (rd *readiness) run(ctx context.Context, cache *tokens.Cache, log logr.Logg
 	log.Info("prefetched tokens loaded", "count", len(rd.items))
 }
 
-func (rd *readiness) load(ctx context.Context, cache *tokens.Cache, log logr.Logger, i int) {
+func (rd *readiness) load(ctx context.Context, log logr.Logger, i int) {
 	it := rd.items[i]
 	wait := prefetchRetryMin
 	for {
-		_, err := cache.Pin(ctx, it.key)
+		_, err := rd.cache.Pin(ctx, it.key)
 		if ctx.Err() != nil {
 			return
 		}
@@ -158,4 +233,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// fromLoopback reports whether r came from this Pod: a loopback address,
+// or the Unix socket (inside the identity volume).
+func fromLoopback(r *http.Request) bool {
+	if _, ok := r.Context().Value(http.LocalAddrContextKey).(*net.UnixAddr); ok {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,5 +242,72 @@ func TestIdentityFileModes(t *testing.T) {
 			}
 			check("after a renewal with a new key")
 		})
+	}
+}
+
+// TestReadyzDetailOnlyOnLoopback (issue 13, point 3): the health listener
+// is on every interface; a caller from the network gets /readyz's status
+// code and nothing that names ZTS, its URL, its errors or the prefetched
+// roles; a caller on loopback (kubectl exec, the app) gets the reason.
+// Tested on the handler with a RemoteAddr from the network (192.0.2.10,
+// TEST-NET-1), and over a real connection to the health listener on each
+// non-loopback address of this machine, if it has one.
+func TestReadyzDetailOnlyOnLoopback(t *testing.T) {
+	zts := newZTS(t)
+	zts.SetFailure(ztsfake.EndpointAccessToken, ztsfake.Failure{Status: http.StatusForbidden, Message: "principal client.api is not included in the requested role(s) in domain prov"})
+	remote := nonLoopbackAddrs(t)
+	health := "127.0.0.1:0"
+	if len(remote) > 0 {
+		health = net.JoinHostPort(remote[0].String(), "0")
+	}
+	f := startSidecar(t, zts, []string{"ATHENZ_PREFETCH=prov:role.reader", "ATHENZ_HEALTH_LISTEN=" + health}, nil)
+	secrets := []string{"prov", "reader", zts.URL(), strings.TrimPrefix(zts.URL(), "https://"), "principal", "client.api", "zts"}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(do(t, nil, "GET", f.api+"/readyz", "", "", nil).body), "not included") {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz on loopback never reported the refused prefetch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	check := func(t *testing.T, r response, fromNetwork bool) {
+		t.Helper()
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz = %d %s, want 503 while the prefetch is refused", r.status, r.body)
+		}
+		msg := r.errorMessage(t)
+		if !fromNetwork {
+			if !strings.Contains(msg, "access token prov:role.reader") || !strings.Contains(msg, "not included") {
+				t.Errorf("/readyz from loopback: %q, want the reason (the token and ZTS's refusal)", msg)
+			}
+			return
+		}
+		for _, s := range secrets {
+			if strings.Contains(strings.ToLower(string(r.body)), strings.ToLower(s)) {
+				t.Errorf("/readyz from the network: %s, which shows %q", r.body, s)
+			}
+		}
+	}
+	t.Run("handler, RemoteAddr from the network", func(t *testing.T) {
+		for _, tc := range []struct {
+			remote      string
+			fromNetwork bool
+		}{{"192.0.2.10:4711", true}, {"[2001:db8::1]:4711", true}, {"127.0.0.1:4711", false}, {"[::1]:4711", false}} {
+			req := httptest.NewRequest("GET", "/readyz", nil)
+			req.RemoteAddr = tc.remote
+			rec := httptest.NewRecorder()
+			healthHandler{f.srv.handler}.ServeHTTP(rec, req)
+			check(t, response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}, tc.fromNetwork)
+		}
+	})
+	t.Run("listener on the machine's address", func(t *testing.T) {
+		if len(remote) == 0 {
+			t.Logf("this machine has no non-loopback address; the handler test above covers the remote caller")
+			return
+		}
+		check(t, do(t, nil, "GET", "http://"+f.srv.Addrs().Health+"/readyz", "", "", nil), true)
+	})
+	if r := do(t, nil, "GET", f.api+"/readyz", "", "", nil); r.status == http.StatusServiceUnavailable {
+		check(t, r, false)
 	}
 }

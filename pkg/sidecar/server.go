@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-logr/logr"
 
@@ -81,12 +80,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	if cfg.Mode == ModeInit {
 		return nil, fmt.Errorf("--mode=%s does not serve: use Run or RunInit", ModeInit)
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = tokens.RealClock{}
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	cfg = cfg.withDefaults()
 	s := &Server{log: log, cfg: cfg, done: make(chan struct{}), closeDev: func() {}}
 	defer func() {
 		if err != nil {
@@ -95,7 +89,11 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	}()
 
 	s.metrics = newMetrics(cfg.Clock)
-	idOpts := IdentityOptions{Logger: log.WithName("identity"), Clock: cfg.Clock}
+	// One measurement of ZTS's clock, fed by tokens and the identity's
+	// N-tokens, used by both.
+	skew := tokens.NewClockSkew(log.WithName("clock"))
+	s.metrics.skew = skew
+	idOpts := IdentityOptions{Logger: log.WithName("identity"), Clock: cfg.Clock, Skew: skew}
 	if cfg.Dev {
 		d, err := startDev(&cfg, log)
 		if err != nil {
@@ -116,7 +114,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	}
 	s.identity = id
 	client, err := tokens.NewClient(tokens.ClientOptions{
-		URL: cfg.ZTSURL, Transport: observe(s.identity.Transport()), Timeout: cfg.ZTSTimeout, Clock: cfg.Clock,
+		URL: cfg.ZTSURL, Transport: observe(s.identity.Transport()), Timeout: cfg.ZTSTimeout, Clock: cfg.Clock, Skew: skew,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ATHENZ_ZTS_URL: %w", err)
@@ -131,8 +129,9 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	if err != nil {
 		return nil, err
 	}
-	ready := newReadiness(s.identity, items)
-	s.handler = newHandler(log, s.cache, s.identity, cfg.Clock, hosts, ready, s.metrics)
+	ready := newReadiness(s.identity, items, s.cache, cfg.Clock, log.WithName("readiness"))
+	s.metrics.ready = ready
+	s.handler = newHandler(log, s.cache, s.identity, cfg.Clock, hosts, ready, s.metrics, timeoutsOf(cfg))
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -144,7 +143,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 			s.fail(fmt.Errorf("identity: %w", err))
 		}
 	})
-	s.tasks.Go(func() { ready.run(s.ctx, s.cache, log.WithName("prefetch")) })
+	s.tasks.Go(func() { ready.run(s.ctx, log.WithName("prefetch")) })
 	for _, l := range s.listeners {
 		s.tasks.Go(func() {
 			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -206,10 +205,13 @@ func (s *Server) listen() error {
 			return fmt.Errorf("%s=%s: %w", sp.name, sp.addr, err)
 		}
 		*sp.out = ln.Addr().String()
-		s.listeners = append(s.listeners, &listener{name: sp.name, ln: ln, srv: &http.Server{
-			Handler:           sp.handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+		s.listeners = append(s.listeners, &listener{name: sp.name, ln: newLimitListener(ln, s.cfg.MaxConnections), srv: &http.Server{
+			Handler: sp.handler,
+			// A token request's body has its own deadline (decodeBody);
+			// a proxied body streams to the upstream for as long as it
+			// takes, so there is no ReadTimeout for the whole request.
+			ReadHeaderTimeout: s.cfg.ReadTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          newStdLogger(s.log),
 		}})
@@ -288,4 +290,51 @@ type logWriter struct{ log logr.Logger }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.log.Info("net/http message", "detail", strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// limitListener accepts at most n connections at once: Accept waits for
+// one to close, and the rest wait in the kernel's backlog. It bounds the
+// memory and goroutines a flood of connections can take.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newLimitListener(l net.Listener, n int) *limitListener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+// limitConn gives its slot back once, when closed.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -377,4 +378,71 @@ func overrideEnv(base, over []string) []string {
 		}
 	}
 	return out
+}
+
+// TestServerBounds: a token request whose body does not arrive within
+// ATHENZ_READ_TIMEOUT answers 408, and a listener serves at most
+// ATHENZ_MAX_CONNECTIONS connections at once (more wait until one
+// closes).
+func TestServerBounds(t *testing.T) {
+	t.Run("body read timeout", func(t *testing.T) {
+		f := startSidecar(t, newZTS(t), []string{"ATHENZ_READ_TIMEOUT=300ms"}, nil)
+		conn, err := net.Dial("tcp", f.srv.Addrs().API)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		if _, err := io.WriteString(conn, "POST /roletoken HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"domain\":"); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("reading the answer to a stalled body: %v", err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "ATHENZ_READ_TIMEOUT") {
+			t.Errorf("stalled body = %d %s, want 408 naming ATHENZ_READ_TIMEOUT", res.StatusCode, body)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("answered after %v, want about 300 ms", d)
+		}
+	})
+	t.Run("a request waiting for ZTS outlives the read timeout", func(t *testing.T) {
+		zts := newZTS(t)
+		f := startSidecar(t, zts, []string{"ATHENZ_READ_TIMEOUT=200ms"}, nil)
+		zts.SetLatency(ztsfake.EndpointRoleToken, time.Second)
+		r := do(t, nil, "POST", f.api+"/roletoken", "application/json", `{"domain":"prov","role":"reader"}`, nil)
+		if r.status != http.StatusOK {
+			t.Errorf("a token request answered by ZTS after 1 s with ATHENZ_READ_TIMEOUT=200ms = %d %s, want 200", r.status, r.body)
+		}
+	})
+	t.Run("connection bound", func(t *testing.T) {
+		f := startSidecar(t, newZTS(t), []string{"ATHENZ_MAX_CONNECTIONS=2"}, nil)
+		var held []net.Conn
+		for range 2 {
+			c, err := net.Dial("tcp", f.srv.Addrs().API)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		tr := &http.Transport{DisableKeepAlives: true}
+		t.Cleanup(tr.CloseIdleConnections)
+		client := &http.Client{Transport: tr, Timeout: 300 * time.Millisecond}
+		if res, err := client.Get(f.api + "/healthz"); err == nil {
+			res.Body.Close()
+			t.Fatalf("a third connection was served (%d) while two were held, want it to wait", res.StatusCode)
+		}
+		held[0].Close()
+		client.Timeout = 5 * time.Second
+		res, err := client.Get(f.api + "/healthz")
+		if err != nil {
+			t.Fatalf("after one of two connections closed: %v", err)
+		}
+		res.Body.Close()
+		held[1].Close()
+	})
 }

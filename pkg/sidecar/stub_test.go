@@ -17,6 +17,7 @@ type stubIdentity struct{}
 func (stubIdentity) Transport() http.RoundTripper  { return http.DefaultTransport }
 func (stubIdentity) NTokenSource() NTokenSource    { return stubNToken{} }
 func (stubIdentity) Ready() error                  { return nil }
+func (stubIdentity) CertificateError() error       { return nil }
 func (stubIdentity) CertificateChainPEM() []byte   { return nil }
 func (stubIdentity) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
@@ -39,7 +40,8 @@ func stubHandler(tb testing.TB) *handler {
 	}, tokens.CacheOptions{})
 	tb.Cleanup(cache.Close)
 	id := stubIdentity{}
-	return newHandler(logr.Discard(), cache, id, tokens.RealClock{}, hostMatcher{}, newReadiness(id, nil), newMetrics(tokens.RealClock{}))
+	return newHandler(logr.Discard(), cache, id, tokens.RealClock{}, hostMatcher{},
+		newReadiness(id, nil, cache, tokens.RealClock{}, logr.Discard()), newMetrics(tokens.RealClock{}), timeoutsOf(Config{}))
 }
 
 // sigFiller makes stub role tokens as long as real ones (an ECDSA

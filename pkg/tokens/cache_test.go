@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,8 +186,15 @@ func TestCacheServesValidTokenWhileZTSFails(t *testing.T) {
 	} else if ze := (*tokens.ZTSError)(nil); !errors.As(err, &ze) || ze.Status != 503 {
 		t.Errorf("Get after expiry error = %v, want the ZTS 503", err)
 	}
-	// ZTS returns: the next retry or request recovers.
+	// Within the negative-cache TTL of the last failure, requests get it
+	// without calling ZTS.
 	z.recover()
+	before := z.calls.Load()
+	if _, _, err := c.GetOutcome(t.Context(), key); err == nil || z.calls.Load() != before {
+		t.Errorf("Get within the negative-cache TTL = %v with %d calls, want the remembered error and none", err, z.calls.Load()-before)
+	}
+	// ZTS returns: the next retry or request recovers.
+	clock.Advance(tokens.DefaultNegativeTTL)
 	tok, _ = get(t, c, key)
 	if tok.Value == first.Value || tok.Expiry.Before(clock.Now()) {
 		t.Errorf("Get after recovery = %q expiring %v, want a fresh token", tok.Value, tok.Expiry)
@@ -204,15 +212,22 @@ func TestCacheNeverServesTokenBelowMinimum(t *testing.T) {
 	}
 }
 
+// TestCacheFailedFirstFetchIsNotKept: a key that never got a token is
+// kept only for the negative-cache TTL, so a mistyped domain does not hold
+// a slot.
 func TestCacheFailedFirstFetchIsNotKept(t *testing.T) {
-	c, z, _ := newTestCache(t, time.Hour, tokens.CacheOptions{})
+	c, z, clock := newTestCache(t, time.Hour, tokens.CacheOptions{})
 	z.failWith(&tokens.ZTSError{Status: 404, Message: "unknown domain"})
 	_, out, err := c.GetOutcome(t.Context(), mustKey(t, "nosuch", "reader"))
 	if err == nil || out != tokens.OutcomeError {
 		t.Fatalf("Get of a failing key = %v, %v; want an error", out, err)
 	}
+	clock.Advance(tokens.DefaultNegativeTTL)
 	if n := c.Len(); n != 0 {
-		t.Errorf("Len after a failed first fetch = %d, want 0", n)
+		t.Errorf("Len after a failed first fetch and the negative-cache TTL = %d, want 0", n)
+	}
+	if n := clock.Pending(); n != 1 {
+		t.Errorf("%d timers pending, want only the idle sweep", n)
 	}
 }
 
@@ -327,5 +342,225 @@ func TestKeysIgnoreCase(t *testing.T) {
 	b := mustKey(t, "sports", "WRITER,reader")
 	if a != b {
 		t.Errorf("keys differ only in case: %+v vs %+v; ZTS lower-cases names, so they must be equal", a, b)
+	}
+}
+
+// TestCachePinSurvivesEvictionDuringFetch (suspected, confirmed): a key
+// being pinned is pinned from the start of its fetch, so a full cache that
+// makes room while the fetch is under way drops another entry, not the
+// prefetched token.
+func TestCachePinSurvivesEvictionDuringFetch(t *testing.T) {
+	clock := tokens.NewFakeClock(epoch)
+	gate := make(chan struct{})
+	pinned := mustKey(t, "pinned", "r")
+	var calls atomic.Int64
+	fetch := func(ctx context.Context, key tokens.Key) (tokens.Token, error) {
+		calls.Add(1)
+		if key == pinned {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return tokens.Token{}, ctx.Err()
+			}
+		}
+		now := clock.Now()
+		return tokens.Token{Value: key.Domain, Obtained: now, Expiry: now.Add(time.Hour)}, nil
+	}
+	c := tokens.NewCache(fetch, tokens.CacheOptions{Clock: clock, MaxEntries: 2})
+	t.Cleanup(c.Close)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Pin(t.Context(), pinned)
+		done <- err
+	}()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// Two new keys fill the cache while the pinned key's fetch waits; the
+	// pinned key is the least recently used.
+	clock.Advance(time.Second)
+	get(t, c, mustKey(t, "a", "r"))
+	clock.Advance(time.Second)
+	get(t, c, mustKey(t, "b", "r"))
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatalf("Pin: %v", err)
+	}
+	before := calls.Load()
+	if _, out := get(t, c, pinned); out != tokens.OutcomeHit || calls.Load() != before {
+		t.Errorf("pinned key after the cache made room during its fetch: %v with %d more fetches, want a hit", out, calls.Load()-before)
+	}
+}
+
+// TestCacheCloseLeavesNothing (acceptance, with FuzzCache): Close cancels
+// fetches under way and returns once they have, and stops every timer.
+func TestCacheCloseLeavesNothing(t *testing.T) {
+	clock := tokens.NewFakeClock(epoch)
+	var active atomic.Int64
+	started := make(chan struct{}, 10)
+	fetch := func(ctx context.Context, key tokens.Key) (tokens.Token, error) {
+		active.Add(1)
+		defer active.Add(-1)
+		started <- struct{}{}
+		<-ctx.Done() // ZTS hangs
+		return tokens.Token{}, ctx.Err()
+	}
+	c := tokens.NewCache(fetch, tokens.CacheOptions{Clock: clock})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { _, _ = c.Get(ctx, mustKey(t, "sports", "reader")) }()
+	<-started
+	c.Close()
+	cancel()
+	if n := active.Load(); n != 0 {
+		t.Errorf("%d fetches still running after Close returned, want 0", n)
+	}
+	if n := clock.Pending(); n != 0 {
+		t.Errorf("%d timers pending after Close, want 0", n)
+	}
+	if _, err := c.Get(t.Context(), mustKey(t, "sports", "reader")); !errors.Is(err, tokens.ErrCacheClosed) {
+		t.Errorf("Get after Close = %v, want ErrCacheClosed", err)
+	}
+}
+
+// fuzzLifetimes are the token lifetimes the fuzzed ZTS hands out:
+// ordinary, short, shorter than the serving minimum, already expired on
+// arrival (a node clock ahead of ZTS that nothing corrected).
+var fuzzLifetimes = [8]time.Duration{3 * time.Hour, 10 * time.Second, time.Second, 0, -time.Hour, 2 * time.Minute, 5 * time.Second, time.Hour}
+
+// FuzzCache (acceptance): for any sequence of requests, clock moves and
+// ZTS answers, on a fake clock: no expired token is ever served, no key is
+// fetched more than once per 100 ms, and Close leaves no timer and no
+// fetch behind. Each op is two bytes: what, and its argument.
+func FuzzCache(f *testing.F) {
+	// Set an answer for key a: {3, 3*lifetime index}; ask for a: {0, 0}.
+	f.Add([]byte{0, 0, 1, 10, 0, 0, 2, 100, 0, 0})
+	f.Add([]byte{3, 3, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 2, 60, 0, 0})            // 10 s tokens
+	f.Add([]byte{3, 12, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 2, 1, 0, 0})            // expired on arrival
+	f.Add([]byte{3, 9, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0})                         // 0 s tokens
+	f.Add([]byte{4, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 4, 3, 0, 0, 2, 3, 0, 0}) // 403, then 503
+	f.Add([]byte{0, 0, 4, 3, 2, 40, 0, 0, 2, 200, 0, 0, 4, 6, 0, 0})          // ZTS down over a refresh
+	f.Add([]byte{5, 0, 3, 6, 0, 0, 2, 2, 0, 0, 1, 255, 0, 0, 3, 15, 2, 120})  // pinned, 1 s then 2 min tokens
+	f.Fuzz(runCacheOps)
+}
+
+// runCacheOps is FuzzCache's body.
+func runCacheOps(t *testing.T, ops []byte) {
+	{
+		if len(ops) > 400 {
+			ops = ops[:400]
+		}
+		clock := tokens.NewFakeClock(epoch)
+		type answer struct {
+			lifetime time.Duration
+			status   int // 0: a token
+		}
+		var (
+			mu        sync.Mutex
+			answers   [3]answer
+			lastFetch [3]time.Time
+			fetches   int
+			problems  []string
+		)
+		for i := range answers {
+			answers[i].lifetime = time.Hour
+		}
+		keys := [3]tokens.Key{mustKey(t, "a", "r"), mustKey(t, "b", "r"), mustKey(t, "c", "r")}
+		index := func(k tokens.Key) int { return int(k.Domain[0] - 'a') }
+		fetch := func(_ context.Context, key tokens.Key) (tokens.Token, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			i, now := index(key), clock.Now()
+			fetches++
+			if fetches > 100000 {
+				// A day of pinned 2-minute tokens is about 5000 fetches
+				// per key; this many is a loop the spacing check missed.
+				problems = append(problems, "more than 100000 fetches: a loop")
+				return tokens.Token{}, errors.New("loop")
+			}
+			if !lastFetch[i].IsZero() && now.Sub(lastFetch[i]) < 100*time.Millisecond {
+				problems = append(problems, fmt.Sprintf("key %s fetched again after %v", key.Domain, now.Sub(lastFetch[i])))
+			}
+			lastFetch[i] = now
+			if a := answers[i]; a.status != 0 {
+				return tokens.Token{}, &tokens.ZTSError{Status: a.status, Message: "no"}
+			}
+			return tokens.Token{Value: fmt.Sprintf("%s#%d", key.Domain, fetches), Obtained: now, Expiry: now.Add(answers[i].lifetime)}, nil
+		}
+		c := tokens.NewCache(fetch, tokens.CacheOptions{Clock: clock, Jitter: func() float64 { return 0.5 }})
+		// At most a simulated day, so that an execution stays short.
+		advance := func(d time.Duration) {
+			if left := epoch.Add(24 * time.Hour).Sub(clock.Now()); d > left {
+				d = max(left, 0)
+			}
+			clock.Advance(d)
+		}
+		for i := 0; i+1 < len(ops); i += 2 {
+			op, arg := ops[i]%6, ops[i+1]
+			k := int(arg) % 3
+			switch op {
+			case 0, 5:
+				var (
+					tok tokens.Token
+					err error
+				)
+				if op == 0 {
+					tok, err = c.Get(t.Context(), keys[k])
+				} else {
+					tok, err = c.Pin(t.Context(), keys[k])
+				}
+				if err == nil && !tok.Expiry.After(clock.Now()) {
+					t.Fatalf("op %d: served %q, which expired at %v (now %v)", i/2, tok.Value, tok.Expiry, clock.Now())
+				}
+			case 1:
+				advance(time.Duration(arg) * 50 * time.Millisecond)
+			case 2:
+				advance(time.Duration(arg) * time.Minute)
+			case 3:
+				mu.Lock()
+				answers[k] = answer{lifetime: fuzzLifetimes[int(arg)/3%len(fuzzLifetimes)]}
+				mu.Unlock()
+			case 4:
+				mu.Lock()
+				answers[k].status = [3]int{http.StatusForbidden, http.StatusServiceUnavailable, 0}[int(arg)/3%3]
+				mu.Unlock()
+			}
+			mu.Lock()
+			if len(problems) > 0 {
+				p := problems
+				mu.Unlock()
+				t.Fatalf("after op %d: %v", i/2, p)
+			}
+			mu.Unlock()
+		}
+		c.Close()
+		if n := clock.Pending(); n != 0 {
+			t.Errorf("%d timers pending after Close", n)
+		}
+	}
+}
+
+// TestCacheTokenExpiredOnArrival: a token that is already expired when it
+// arrives (the node's clock ahead of ZTS's by more than its lifetime, and
+// no issue time to correct by) is an error, never served; requests get
+// the error from memory for the negative-cache TTL, one ZTS call each
+// time it passes; nothing refreshes it in the background.
+func TestCacheTokenExpiredOnArrival(t *testing.T) {
+	c, z, clock := newTestCache(t, -time.Hour, tokens.CacheOptions{})
+	key := mustKey(t, "sports", "reader")
+	for i := range 300 { // every 100 ms for 30 s
+		if tok, _, err := c.GetOutcome(t.Context(), key); !errors.Is(err, tokens.ErrTokenExpired) {
+			t.Fatalf("request %d: %q, %v; want ErrTokenExpired", i, tok.Value, err)
+		}
+		clock.Advance(100 * time.Millisecond)
+	}
+	if n := z.calls.Load(); n != 3 {
+		t.Errorf("ZTS calls over 30 s of requests = %d, want 3 (one per %v)", n, tokens.DefaultNegativeTTL)
+	}
+	clock.Advance(time.Hour)
+	if n := z.calls.Load(); n != 3 {
+		t.Errorf("ZTS calls an hour after the last request = %d, want still 3", n)
+	}
+	if n := clock.Pending(); n != 1 {
+		t.Errorf("%d timers pending, want only the idle sweep", n)
 	}
 }

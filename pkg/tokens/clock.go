@@ -68,6 +68,21 @@ func (c *FakeClock) Pending() int {
 	return len(c.timers)
 }
 
+// Next returns when the earliest pending timer falls due, if any: a test
+// can advance to it, let the work it starts finish at that time, then go
+// on.
+func (c *FakeClock) Next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for _, t := range c.timers {
+		if next.IsZero() || t.when.Before(next) {
+			next = t.when
+		}
+	}
+	return next, !next.IsZero()
+}
+
 // Advance moves the time forward by d, running every timer that falls due,
 // earliest first; timers registered by those callbacks run too if they fall
 // within the new time.

@@ -59,10 +59,14 @@ func (m *Manager) adopt() {
 	}
 	leaf := certs[0]
 	now := m.clock.Now()
+	// Nothing says when these were issued: judge them by ZTS's clock as
+	// last measured, if it was.
+	hint, _ := m.skew.Offset()
+	valid := certValidity(leaf, hint)
 	switch {
 	case !publicKeysEqual(leaf.PublicKey, key.Public()),
 		!strings.EqualFold(leaf.Subject.CommonName, o.Domain+"."+o.Service),
-		now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter):
+		!valid.at(now):
 		return
 	case o.Mode == ModeCopperArgos && !slices.Contains(leaf.DNSNames, tokens.InstanceIDDNSName(o.PodUID, o.DNSSuffix)):
 		return
@@ -76,7 +80,8 @@ func (m *Manager) adopt() {
 		chainPEM: certPEM,
 		key:      key,
 		keyPEM:   keyPEM,
-		obtained: fileTime(filepath.Join(dir, CertFileName), leaf.NotBefore, now),
+		obtained: fileTime(filepath.Join(dir, CertFileName), valid.notBefore, now),
+		valid:    valid,
 	}
 	if o.Mode == ModeCopperArgos {
 		c.instanceID = o.PodUID
@@ -91,7 +96,12 @@ func (m *Manager) adopt() {
 	c.keyGen = m.keyGen
 	m.written[CertFileName] = certPEM
 	m.cur.Store(c)
-	m.identityDue = renewAt(c.obtained, leaf, o.RefreshFraction, rand.Float64())
+	m.identityDue = renewAt(c.obtained, valid, o.RefreshFraction, rand.Float64())
+	if o.NToken {
+		// ZTS's N-token came with the certificate and did not outlive the
+		// process that asked for it: renew now to get one.
+		m.identityDue = now
+	}
 	m.log.Info("identity certificate adopted from the identity directory", "serial", leaf.SerialNumber.Text(16),
 		"notafter", leaf.NotAfter.UTC().Format(time.RFC3339), "renewat", m.identityDue.UTC().Format(time.RFC3339))
 
@@ -105,14 +115,15 @@ func (m *Manager) adopt() {
 			continue
 		}
 		rc := rcs[0]
+		rv := certValidity(rc, hint)
 		if !publicKeysEqual(rc.PublicKey, key.Public()) ||
 			!strings.EqualFold(rc.Subject.CommonName, r.target.Domain+":role."+r.target.Role) ||
-			now.Before(rc.NotBefore) || !now.Before(rc.NotAfter) {
+			!rv.at(now) {
 			continue
 		}
-		obtained := fileTime(filepath.Join(dir, r.file), rc.NotBefore, now)
-		r.cert, r.keyGen = rc, c.keyGen
-		r.dueAt = renewAt(obtained, rc, o.RefreshFraction, rand.Float64())
+		obtained := fileTime(filepath.Join(dir, r.file), rv.notBefore, now)
+		r.cert, r.valid, r.keyGen = rc, rv, c.keyGen
+		r.dueAt = renewAt(obtained, rv, o.RefreshFraction, rand.Float64())
 		m.written[r.file] = b
 	}
 }

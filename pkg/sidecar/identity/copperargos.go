@@ -3,12 +3,15 @@ package identity
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/AthenZ/athenz/clients/go/zts"
 
@@ -146,13 +149,21 @@ func (m *Manager) copperArgos(ctx context.Context) (*credential, error) {
 			return nil, fmt.Errorf("refreshing instance %s: %w", instanceID, err)
 		}
 	}
+	received := m.clock.Now()
 	if ident == nil || ident.X509Certificate == "" {
 		return nil, fmt.Errorf("instance %s: %w: answer without a certificate", o.PodUID, tokens.ErrZTSUnavailable)
 	}
 	if instanceID == "" {
 		instanceID = o.PodUID
 	}
-	c, err := newCredential([]byte(ident.X509Certificate), []byte(ident.X509CertificateSigner), key, keyPEM, started)
+	// The N-token's issue time tells ZTS's clock at the time it signed the
+	// certificate: read it first, the certificate is judged by it.
+	var nt *ztsNToken
+	if o.NToken {
+		nt = m.parseNToken(string(ident.ServiceToken), started, received)
+	}
+	c, err := newCredential([]byte(ident.X509Certificate), []byte(ident.X509CertificateSigner), key, keyPEM, started,
+		m.ztsValidity(started, received))
 	if err != nil {
 		return nil, err
 	}
@@ -163,23 +174,38 @@ func (m *Manager) copperArgos(ctx context.Context) (*credential, error) {
 	if err := m.install(c); err != nil {
 		return nil, err
 	}
-	if o.NToken {
-		m.storeNToken(string(ident.ServiceToken))
+	if nt != nil {
+		m.ntoken.Store(nt)
 	}
 	return c, nil
 }
 
-// storeNToken keeps the N-token ZTS returned with the certificate.
-func (m *Manager) storeNToken(tok string) {
+// parseNToken reads the N-token ZTS returned with a certificate asked for
+// at started and received at received (the node's clock), records ZTS's
+// clock from its issue time, and returns it with its expiry on the node's
+// clock and when to renew it; nil when there is none to use.
+func (m *Manager) parseNToken(tok string, started, received time.Time) *ztsNToken {
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		m.log.Info("ZTS returned no n-token with the certificate; /ntoken stays unavailable")
-		return
+		m.log.Info("ZTS returned no n-token with the certificate; /ntoken stays unavailable (ZTS may be set to return a JWT instead: set ATHENZ_NTOKEN=false)")
+		return nil
 	}
-	exp, ok := ntokenExpiry(tok)
-	if !ok {
-		m.log.Info("ZTS returned an n-token without an expiry; ignoring it")
-		return
+	issued, expires, ok := tokens.AthenzTokenTimes(tok)
+	if !ok || !expires.After(issued) {
+		m.log.Info("ZTS returned an n-token without a valid issue and expiry time (t=, e=); ignoring it")
+		return nil
 	}
-	m.ntoken.Store(&ztsNToken{value: tok, expiry: exp})
+	m.skew.Observe(issued, started, received)
+	v := validity{notBefore: started, notAfter: started.Add(expires.Sub(issued))}
+	return &ztsNToken{value: tok, expiry: v.notAfter, renewAt: renewAt(started, v, m.opts.RefreshFraction, rand.Float64())}
+}
+
+// ztsValidity returns how to place a certificate ZTS issued in answer to
+// a request sent at started and answered at received on the node's clock:
+// by ZTS's clock offset as measured (see issueOffset).
+func (m *Manager) ztsValidity(started, received time.Time) func(*x509.Certificate) validity {
+	return func(leaf *x509.Certificate) validity {
+		hint, _ := m.skew.Offset()
+		return certValidity(leaf, issueOffset(leaf, started, received, hint))
+	}
 }

@@ -28,6 +28,8 @@ type credential struct {
 	keyPEM   []byte // service.key.pem, PKCS#8
 	caPEM    []byte // ca.cert.pem; nil when the source sent none
 	obtained time.Time
+	// valid is the certificate's validity on this node's clock.
+	valid validity
 	// instanceID is the copper-argos instance id for refresh.
 	instanceID string
 	// keyGen counts key changes; role certificates made for an older key
@@ -37,9 +39,44 @@ type credential struct {
 
 func (c *credential) leaf() *x509.Certificate { return c.tls.Leaf }
 
-// validAt reports whether the certificate can be presented at now.
+// validAt reports whether the certificate can be presented at now (the
+// node's clock).
 func (c *credential) validAt(now time.Time) bool {
-	return c != nil && !now.Before(c.leaf().NotBefore) && now.Before(c.leaf().NotAfter)
+	return c != nil && c.valid.at(now)
+}
+
+// validity is when a certificate is valid on this node's clock: its
+// NotBefore and NotAfter, which are ZTS's, less ZTS's clock offset (ZTS's
+// clock minus the node's). Whoever checks the certificate (ZTS, an app's
+// peer) does so by a clock close to ZTS's, so that is the clock that
+// decides when it expires and must be renewed, not the node's.
+type validity struct{ notBefore, notAfter time.Time }
+
+func certValidity(leaf *x509.Certificate, offset time.Duration) validity {
+	return validity{notBefore: leaf.NotBefore.Add(-offset), notAfter: leaf.NotAfter.Add(-offset)}
+}
+
+func (v validity) at(now time.Time) bool { return !now.Before(v.notBefore) && now.Before(v.notAfter) }
+
+// issueOffset is ZTS's clock offset to apply to a certificate it issued in
+// answer to a request sent at sent and answered at received (the node's
+// clock), given hint, the offset measured from the issue times of its
+// tokens (0 when none was). ZTS's clock was within the certificate's
+// validity when it issued it: offset is within [NotBefore - received,
+// NotAfter - sent]. A hint a little outside it (both are whole seconds)
+// is moved to its edge; a hint far outside is wrong (ZTS's clock moved, or
+// nothing was measured yet), and the middle of the range is the better
+// guess.
+func issueOffset(leaf *x509.Certificate, sent, received time.Time, hint time.Duration) time.Duration {
+	const resolution = 2 * time.Second
+	lo, hi := leaf.NotBefore.Sub(received), leaf.NotAfter.Sub(sent)
+	switch {
+	case hi < lo:
+		return hint
+	case hint < lo-resolution || hint > hi+resolution:
+		return lo + (hi-lo)/2
+	}
+	return min(max(hint, lo), hi)
 }
 
 // generateKey makes a new private key and its PKCS#8 PEM.
@@ -141,7 +178,7 @@ func encodeCerts(certs []*x509.Certificate) []byte {
 // (possibly followed by intermediates), caPEM the signer bundle. The chain
 // written and presented is the leaf, the intermediates ZTS sent with it,
 // and the signer bundle's certificates that are not self-signed roots.
-func newCredential(certPEM, caPEM []byte, key crypto.Signer, keyPEM []byte, obtained time.Time) (*credential, error) {
+func newCredential(certPEM, caPEM []byte, key crypto.Signer, keyPEM []byte, obtained time.Time, valid func(*x509.Certificate) validity) (*credential, error) {
 	certs, err := parseCerts(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("certificate from ZTS: %w", err)
@@ -176,6 +213,7 @@ func newCredential(certPEM, caPEM []byte, key crypto.Signer, keyPEM []byte, obta
 		keyPEM:   keyPEM,
 		caPEM:    ca,
 		obtained: obtained,
+		valid:    valid(leaf),
 	}, nil
 }
 
@@ -198,17 +236,18 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && ea.Equal(b)
 }
 
-// renewAt is when a certificate obtained at obtained is renewed: after
-// fraction of its lifetime, counted from when it was obtained (ZTS
-// backdates NotBefore for clock skew, which would make the lifetime look
-// longer than it is), less up to a tenth of that interval of jitter so
-// that Pods started together spread their renewals.
-func renewAt(obtained time.Time, leaf *x509.Certificate, fraction float64, jitter float64) time.Time {
-	start := leaf.NotBefore
+// renewAt is when a credential valid for v (the node's clock) and
+// obtained at obtained is renewed: after fraction of its lifetime, counted
+// from when it was obtained (a signer may backdate NotBefore for clock
+// skew, which would make the lifetime look longer than it is), less up to
+// a tenth of that interval of jitter so that Pods started together spread
+// their renewals.
+func renewAt(obtained time.Time, v validity, fraction float64, jitter float64) time.Time {
+	start := v.notBefore
 	if obtained.After(start) {
 		start = obtained
 	}
-	life := leaf.NotAfter.Sub(start)
+	life := v.notAfter.Sub(start)
 	if life <= 0 {
 		return obtained
 	}
@@ -231,18 +270,4 @@ func instanceIDFromLocation(loc string) string {
 		return loc[i+1:]
 	}
 	return ""
-}
-
-// ntokenExpiry reads the e= field of an N-token.
-func ntokenExpiry(tok string) (time.Time, bool) {
-	unsigned, _, _ := strings.Cut(tok, ";s=")
-	for f := range strings.SplitSeq(unsigned, ";") {
-		if v, ok := strings.CutPrefix(f, "e="); ok {
-			var sec int64
-			if _, err := fmt.Sscanf(v, "%d", &sec); err == nil && sec > 0 {
-				return time.Unix(sec, 0), true
-			}
-		}
-	}
-	return time.Time{}, false
 }

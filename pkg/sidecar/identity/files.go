@@ -16,10 +16,14 @@ type filesState struct {
 	failedMsg string    // of the last stat error, reported once
 }
 
-// fileStamp tells whether a pair of files changed since it was read.
+// fileStamp tells whether a pair of files changed since it was read: the
+// modification time and size of each, and the file itself (its inode,
+// where there is one), since a Secret or CSI volume replaces a version by
+// new files and the modification time has the kernel's coarse resolution.
 type fileStamp struct {
 	certMod, keyMod   time.Time
 	certSize, keySize int64
+	certID, keyID     uint64
 }
 
 func statPair(certFile, keyFile string) (fileStamp, error) {
@@ -31,7 +35,30 @@ func statPair(certFile, keyFile string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, fmt.Errorf("ATHENZ_KEY_FILE: %w", err)
 	}
-	return fileStamp{certMod: c.ModTime(), keyMod: k.ModTime(), certSize: c.Size(), keySize: k.Size()}, nil
+	return fileStamp{certMod: c.ModTime(), keyMod: k.ModTime(), certSize: c.Size(), keySize: k.Size(),
+		certID: fileID(c), keyID: fileID(k)}, nil
+}
+
+// readChangingPair reads the pair whose stamp is stamp. Tools that rotate
+// the key with the certificate (cert-manager) replace both at once
+// (kubelet swaps a Secret volume's files in one rename), but two reads can
+// straddle the swap and get the old certificate with the new key. When a
+// read fails and the files changed meanwhile, that is a rotation under
+// way: read them again, a few times, before calling it a failure.
+func readChangingPair(certFile, keyFile string, stamp fileStamp) (*filesContent, fileStamp, error) {
+	for range 3 {
+		content, err := readFilesPair(certFile, keyFile)
+		if err == nil {
+			return content, stamp, nil
+		}
+		again, serr := statPair(certFile, keyFile)
+		if serr != nil || again == stamp {
+			return nil, stamp, err
+		}
+		stamp = again
+	}
+	content, err := readFilesPair(certFile, keyFile)
+	return content, stamp, err
 }
 
 // reloadFiles loads the certificate and key of files mode when they
@@ -55,7 +82,7 @@ func (m *Manager) reloadFiles() (*credential, bool, error) {
 	if (cur != nil && stamp == m.files.stamp) || stamp == m.files.failed {
 		return cur, false, nil
 	}
-	content, err := readFilesPair(o.CertFile, o.KeyFile)
+	content, stamp, err := readChangingPair(o.CertFile, o.KeyFile, stamp)
 	if err != nil {
 		m.files.failed = stamp
 		return nil, false, err
@@ -81,6 +108,9 @@ func (m *Manager) reloadFiles() (*credential, bool, error) {
 		key:      key,
 		keyPEM:   keyPEM,
 		obtained: m.clock.Now(),
+		// Another tool's certificate: its signer's clock is not ZTS's,
+		// and nothing measures it.
+		valid: certValidity(content.pair.Leaf, 0),
 	}
 	// Files that already are the identity directory's are not rewritten
 	// (the rewrite would look like a change at the next poll).

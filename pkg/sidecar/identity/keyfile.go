@@ -11,8 +11,9 @@ import (
 
 // keyRefresh gets a certificate for the service key from
 // POST /instance/{domain}/{service}/refresh, authenticated by an N-token
-// signed with that key (and the current certificate while it is valid),
-// and installs it. The CSR names no instance and no IP: the certificate
+// signed with that key (no certificate: ZTS then issues a first
+// certificate, which its IP restriction of refreshes does not cover), and
+// installs it. The CSR names no instance and no IP: the certificate
 // belongs to the service key, not to one Pod.
 func (m *Manager) keyRefresh(ctx context.Context) (*credential, error) {
 	o := m.opts
@@ -25,17 +26,19 @@ func (m *Manager) keyRefresh(ctx context.Context) (*credential, error) {
 		minutes := int32(o.CertExpiry.Minutes())
 		req.ExpiryTime = &minutes
 	}
-	zc, cancel := ztsClient(ctx, o.ZTSURL, m.own, o.Timeout)
+	zc, cancel := ztsClient(ctx, o.ZTSURL, m.ownNToken, o.Timeout)
 	defer cancel()
 	started := m.clock.Now()
 	ident, err := zc.PostInstanceRefreshRequest(zts.CompoundName(o.Domain), zts.SimpleName(o.Service), req)
+	received := m.clock.Now()
 	if err != nil {
 		return nil, fmt.Errorf("refreshing the certificate of %s.%s with key %s: %w", o.Domain, o.Service, o.KeyVersion, convertError(ctx, err))
 	}
 	if ident == nil || ident.Certificate == "" {
 		return nil, fmt.Errorf("refreshing the certificate of %s.%s: %w: answer without a certificate", o.Domain, o.Service, tokens.ErrZTSUnavailable)
 	}
-	c, err := newCredential([]byte(ident.Certificate), []byte(ident.CaCertBundle), m.serviceKey, m.serviceKeyPEM, started)
+	c, err := newCredential([]byte(ident.Certificate), []byte(ident.CaCertBundle), m.serviceKey, m.serviceKeyPEM, started,
+		m.ztsValidity(started, received))
 	if err != nil {
 		return nil, err
 	}

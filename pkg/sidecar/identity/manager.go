@@ -7,9 +7,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -30,12 +30,15 @@ type Manager struct {
 	log   logr.Logger
 	clock tokens.Clock
 
-	// transport is Transport's: keep-alive connections, closed when idle
-	// after every rotation. own carries the Manager's own calls without
-	// keep-alive, so each one presents the current certificate.
-	transport *http.Transport
+	// pool is Transport's: keep-alive connections, a new pool with every
+	// rotation. own carries the Manager's own calls without keep-alive,
+	// so each one presents the current certificate; ownNToken (key-file
+	// mode) carries them with the N-token alone, no certificate.
+	pool      *rotatingTransport
 	api       http.RoundTripper
 	own       http.RoundTripper
+	ownNToken http.RoundTripper
+	skew      *tokens.ClockSkew
 
 	signer        *tokens.NTokenSigner // key-file mode
 	serviceKey    crypto.Signer        // key-file mode
@@ -82,11 +85,17 @@ func New(opts Options) (*Manager, error) {
 		log:     opts.Logger.WithValues("mode", string(opts.Mode)),
 		clock:   opts.Clock,
 		written: map[string][]byte{},
+		skew:    opts.Skew,
 	}
-	m.transport = newBaseTransport(ld.roots, m.clientCertificate, opts.Timeout)
-	own := m.transport.Clone()
+	if m.skew == nil {
+		m.skew = tokens.NewClockSkew(m.log)
+	}
+	m.pool = newRotatingTransport(func() *http.Transport {
+		return newBaseTransport(ld.roots, m.clientCertificate, opts.Timeout)
+	}, opts.Timeout)
+	own := newBaseTransport(ld.roots, m.clientCertificate, opts.Timeout)
 	own.DisableKeepAlives = true
-	m.api, m.own = m.transport, own
+	m.api, m.own = m.pool, own
 	for _, t := range opts.RoleCerts {
 		m.roles = append(m.roles, &roleCert{target: t, file: RoleCertFileName(t)})
 	}
@@ -108,11 +117,21 @@ func New(opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("ATHENZ_KEY_FILE: %w", err)
 		}
 		m.signer, m.serviceKey, m.serviceKeyPEM = signer, key, keyPEM
-		m.api = ntokenTransport{base: m.transport, src: signer}
+		m.api = ntokenTransport{base: m.pool, src: signer}
 		m.own = ntokenTransport{base: own, src: signer}
+		// The certificate of the service key is asked for with the
+		// N-token alone: ZTS then issues it as a first certificate,
+		// which its IP restriction of certificate refresh
+		// (athenz.zts.cert_refresh_ip_fname) does not cover.
+		noCert := newBaseTransport(ld.roots, nil, opts.Timeout)
+		noCert.DisableKeepAlives = true
+		m.ownNToken = ntokenTransport{base: noCert, src: signer}
 	}
 	if opts.WrapTransport != nil {
 		m.own = opts.WrapTransport(m.own)
+		if m.ownNToken != nil {
+			m.ownNToken = opts.WrapTransport(m.ownNToken)
+		}
 	}
 
 	removeStaleTemps(opts.IdentityDir)
@@ -124,8 +143,13 @@ func New(opts Options) (*Manager, error) {
 
 // Transport carries calls to ZTS authenticated as this identity: the
 // current certificate, read at every TLS handshake, and in key-file mode
-// also an N-token. Idle connections are closed after every rotation.
+// also an N-token. Every rotation starts a new connection pool, so no
+// connection goes on presenting the previous certificate.
 func (m *Manager) Transport() http.RoundTripper { return m.api }
+
+// ClockSkew returns the measurement of ZTS's clock against the node's
+// that the Manager uses and feeds (Options.Skew, or its own).
+func (m *Manager) ClockSkew() *tokens.ClockSkew { return m.skew }
 
 // NTokenSource returns the source of the identity's N-tokens: the local
 // signer in key-file mode, ZTS's N-token in copper-argos mode with
@@ -135,9 +159,13 @@ func (m *Manager) NTokenSource() NTokenSource {
 	case m.signer != nil:
 		return m.signer
 	case m.opts.Mode == ModeCopperArgos && m.opts.NToken:
-		return ztsNTokenSource{current: &m.ntoken, clock: m.clock}
+		return m.ztsNTokenSource()
 	}
 	return nil
+}
+
+func (m *Manager) ztsNTokenSource() ztsNTokenSource {
+	return ztsNTokenSource{current: &m.ntoken, clock: m.clock}
 }
 
 // CertificateChainPEM returns the current certificate chain (leaf first)
@@ -150,34 +178,85 @@ func (m *Manager) CertificateChainPEM() []byte {
 	return bytes.Clone(c.chainPEM)
 }
 
-// Ready returns nil when a certificate valid now is in place, together
-// with every role certificate; else why not, with the last error. It is
-// cheap.
+// CertificateError returns nil when an identity certificate valid now is
+// in place, else why not, with the last attempt's error. It is cheap.
+func (m *Manager) CertificateError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.certErrorLocked(m.cur.Load(), m.clock.Now())
+}
+
+func (m *Manager) certErrorLocked(c *credential, now time.Time) error {
+	last := ""
+	if m.lastErr != nil {
+		last = fmt.Sprintf(" (attempt %d failed: %v)", m.failures, m.lastErr)
+	}
+	switch {
+	case m.opts.Mode == ModeKeyFile && m.opts.KeyFileCert == KeyFileCertOff:
+		return errors.New("no certificate: ATHENZ_KEY_FILE_CERT=off")
+	case c == nil:
+		return fmt.Errorf("no identity certificate yet%s", last)
+	case now.Before(c.valid.notBefore):
+		return fmt.Errorf("identity certificate is not valid before %s%s", c.valid.notBefore.UTC().Format(time.RFC3339), last)
+	case !now.Before(c.valid.notAfter):
+		return fmt.Errorf("identity certificate expired at %s%s", c.valid.notAfter.UTC().Format(time.RFC3339), last)
+	}
+	return nil
+}
+
+// Ready returns nil when every credential the Manager was configured for
+// is valid now, else why not, with the last error. It is cheap.
+//
+//   - The identity certificate, except in key-file mode with
+//     KeyFileCertOff (none is asked for) or KeyFileCertOptional, where
+//     ZTS refusing the certificate (an answer such as 403 for an IP it
+//     does not issue certificates to) is enough: the service key's
+//     N-tokens authenticate to ZTS. A refusal of the N-token itself (401),
+//     or no answer yet, is not.
+//   - In copper-argos mode with NToken, ZTS's N-token.
+//   - Every role certificate, for the current key.
 func (m *Manager) Ready() error {
 	c := m.cur.Load()
 	now := m.clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	last := func() string {
-		if m.lastErr == nil {
-			return ""
-		}
-		return fmt.Sprintf(" (attempt %d failed: %v)", m.failures, m.lastErr)
+	if err := m.certErrorLocked(c, now); err != nil && !m.certOptionalLocked() {
+		return err
 	}
-	switch {
-	case c == nil:
-		return fmt.Errorf("no identity certificate yet%s", last())
-	case now.Before(c.leaf().NotBefore):
-		return fmt.Errorf("identity certificate is not valid before %s%s", c.leaf().NotBefore.UTC().Format(time.RFC3339), last())
-	case !now.Before(c.leaf().NotAfter):
-		return fmt.Errorf("identity certificate expired at %s%s", c.leaf().NotAfter.UTC().Format(time.RFC3339), last())
+	if m.opts.Mode == ModeCopperArgos && m.opts.NToken {
+		if _, _, err := m.ztsNTokenSource().Token(); err != nil {
+			last := ""
+			if m.lastErr != nil {
+				last = fmt.Sprintf(" (attempt %d failed: %v)", m.failures, m.lastErr)
+			}
+			return fmt.Errorf("%w%s", err, last)
+		}
 	}
 	for _, r := range m.roles {
-		if err := r.ready(now, c.keyGen); err != nil {
+		var keyGen uint64
+		if c != nil {
+			keyGen = c.keyGen
+		}
+		if err := r.ready(now, keyGen); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// certOptionalLocked reports whether readiness can do without the
+// identity certificate now (see Ready).
+func (m *Manager) certOptionalLocked() bool {
+	if m.opts.Mode != ModeKeyFile || len(m.roles) > 0 {
+		return false
+	}
+	switch m.opts.KeyFileCert {
+	case KeyFileCertOff:
+		return true
+	case KeyFileCertOptional:
+		return certRefused(m.lastErr)
+	}
+	return false
 }
 
 // Status is a snapshot of the Manager's state, for logs and metrics.
@@ -187,6 +266,9 @@ type Status struct {
 	// certificate; zero before the first.
 	Serial              string
 	NotBefore, NotAfter time.Time
+	// ExpiresAt is NotAfter on the node's clock: NotAfter less ZTS's
+	// clock offset as measured when the certificate came.
+	ExpiresAt time.Time
 	// InstanceID is the copper-argos instance id.
 	InstanceID string
 	// Renewals counts certificates obtained (files mode: loaded) since
@@ -220,14 +302,14 @@ func (m *Manager) Status() Status {
 	s := Status{Mode: m.opts.Mode, Renewals: m.renewals, Failures: m.failures, LastError: m.lastErr, FailuresTotal: m.failuresTotal}
 	if c != nil {
 		s.Serial = c.leaf().SerialNumber.Text(16)
-		s.NotBefore, s.NotAfter = c.leaf().NotBefore, c.leaf().NotAfter
+		s.NotBefore, s.NotAfter, s.ExpiresAt = c.leaf().NotBefore, c.leaf().NotAfter, c.valid.notAfter
 		s.InstanceID = c.instanceID
 	}
 	for _, r := range m.roles {
 		rs := RoleCertStatus{Target: r.target, File: filepath.Join(m.opts.IdentityDir, r.file),
 			Failures: r.failures, LastError: r.lastErr}
 		if r.cert != nil {
-			rs.Serial, rs.NotAfter = r.cert.SerialNumber.Text(16), r.cert.NotAfter
+			rs.Serial, rs.NotAfter = r.cert.SerialNumber.Text(16), r.valid.notAfter
 		}
 		s.RoleCerts = append(s.RoleCerts, rs)
 	}
@@ -303,6 +385,9 @@ func (m *Manager) permanentError() error {
 func (m *Manager) step(ctx context.Context) time.Time {
 	m.work.Lock()
 	defer m.work.Unlock()
+	if m.opts.Mode == ModeKeyFile && m.opts.KeyFileCert == KeyFileCertOff {
+		return m.clock.Now().Add(24 * time.Hour) // nothing to keep but the key
+	}
 	if !m.clock.Now().Before(m.identityDue) {
 		m.renewIdentity(ctx)
 	}
@@ -361,10 +446,16 @@ func (m *Manager) renewIdentity(ctx context.Context) {
 		m.log.Error(err, "identity certificate attempt failed, retrying", "attempt", attempt, "retryin", delay.String())
 		return
 	}
-	if m.opts.Mode == ModeFiles {
+	switch {
+	case m.opts.Mode == ModeFiles:
 		m.identityDue = now.Add(m.opts.PollInterval)
-	} else {
-		m.identityDue = renewAt(c.obtained, c.leaf(), m.opts.RefreshFraction, rand.Float64())
+	default:
+		m.identityDue = renewAt(c.obtained, c.valid, m.opts.RefreshFraction, rand.Float64())
+		// ZTS hands out its N-token only with a certificate: renew the
+		// certificate when the N-token is due, if that comes first.
+		if nt := m.ntoken.Load(); m.opts.NToken && nt != nil && nt.renewAt.Before(m.identityDue) {
+			m.identityDue = nt.renewAt
+		}
 	}
 	if !changed {
 		return
@@ -374,6 +465,9 @@ func (m *Manager) renewIdentity(ctx context.Context) {
 	m.renewals++
 	m.mu.Unlock()
 	kv := []any{"serial", c.leaf().SerialNumber.Text(16), "notafter", c.leaf().NotAfter.UTC().Format(time.RFC3339)}
+	if nt := m.ntoken.Load(); m.opts.NToken && nt != nil {
+		kv = append(kv, "ntokenexpiry", nt.expiry.UTC().Format(time.RFC3339))
+	}
 	if m.opts.Mode != ModeFiles {
 		kv = append(kv, "renewat", m.identityDue.UTC().Format(time.RFC3339))
 	}
@@ -381,32 +475,21 @@ func (m *Manager) renewIdentity(ctx context.Context) {
 }
 
 // install writes c to the identity directory and makes it current. Files
-// are written first: what the Manager presents is what the app reads. The
-// key is written before the certificate when it changed; if the
-// certificate then cannot be written, the previous key is put back.
+// are written first: what the Manager presents is what the app reads. When
+// the key changed, the key and the certificate are replaced together
+// (writeFilesAtomic): both are written and synced before either is
+// renamed into place, key first.
 func (m *Manager) install(c *credential) error {
 	prev := m.cur.Load()
 	if prev == nil || !bytes.Equal(prev.keyPEM, c.keyPEM) {
 		m.keyGen++
 	}
 	c.keyGen = m.keyGen
-	oldKey := m.written[KeyFileName]
-	keyChanged := !bytes.Equal(oldKey, c.keyPEM)
-	if keyChanged {
-		if err := m.write(KeyFileName, c.keyPEM, m.opts.KeyFileMode); err != nil {
-			return err
-		}
-	}
-	if err := m.write(CertFileName, c.chainPEM, CertFileMode); err != nil {
-		if keyChanged && oldKey != nil {
-			if rerr := m.write(KeyFileName, oldKey, m.opts.KeyFileMode); rerr != nil {
-				m.log.Error(rerr, "restoring the previous key after a failed certificate write")
-			}
-		}
+	if err := m.write(fileWrite{KeyFileName, c.keyPEM, m.opts.KeyFileMode}, fileWrite{CertFileName, c.chainPEM, CertFileMode}); err != nil {
 		return err
 	}
 	if c.caPEM != nil {
-		if err := m.write(CAFileName, c.caPEM, CertFileMode); err != nil {
+		if err := m.write(fileWrite{CAFileName, c.caPEM, CertFileMode}); err != nil {
 			// The certificate and key are in place; the CA bundle is
 			// rarely new. Log and go on.
 			m.log.Error(err, "writing the CA bundle")
@@ -414,21 +497,35 @@ func (m *Manager) install(c *credential) error {
 	}
 	m.cur.Store(c)
 	// Connections made with the previous certificate would keep it.
-	m.transport.CloseIdleConnections()
+	m.pool.rotate()
 	return nil
 }
 
-// write writes one file of the identity directory unless it already has
-// that content.
-func (m *Manager) write(name string, data []byte, perm fs.FileMode) error {
-	if bytes.Equal(m.written[name], data) {
+// write replaces the files of the identity directory that do not already
+// have their content, together (writeFilesAtomic).
+func (m *Manager) write(files ...fileWrite) error {
+	var changed []fileWrite
+	for _, f := range files {
+		if !bytes.Equal(m.written[f.name], f.data) {
+			changed = append(changed, f)
+		}
+	}
+	if len(changed) == 0 {
 		return nil
 	}
-	if err := writeFileAtomic(m.opts.IdentityDir, name, data, perm); err != nil {
-		return err
+	err := writeFilesAtomic(m.opts.IdentityDir, changed...)
+	for _, f := range changed {
+		if err == nil {
+			m.written[f.name] = bytes.Clone(f.data)
+			continue
+		}
+		// A failed rename leaves the files before it new: remember what
+		// is on disk.
+		if b, rerr := os.ReadFile(filepath.Join(m.opts.IdentityDir, f.name)); rerr == nil {
+			m.written[f.name] = b
+		}
 	}
-	m.written[name] = bytes.Clone(data)
-	return nil
+	return err
 }
 
 // clientCertificate is the TLS client certificate callback: the current

@@ -63,6 +63,24 @@ const (
 	RenewalReregister Renewal = "reregister"
 )
 
+// KeyFileCert says whether key-file mode needs its certificate
+// (ATHENZ_KEY_FILE_CERT).
+type KeyFileCert string
+
+// The key-file certificate policies.
+const (
+	// KeyFileCertOptional asks ZTS for the certificate of the service key
+	// and keeps it renewed, but the Manager is ready without it when ZTS
+	// refuses it (a 4xx answer other than 401): the service key's
+	// N-tokens authenticate to ZTS whatever ZTS does with the certificate.
+	KeyFileCertOptional KeyFileCert = "optional"
+	// KeyFileCertRequired makes the certificate part of readiness.
+	KeyFileCertRequired KeyFileCert = "required"
+	// KeyFileCertOff asks for no certificate: N-tokens only, as the
+	// athenz-client-sidecar.
+	KeyFileCertOff KeyFileCert = "off"
+)
+
 // KeyType is the type of the generated private key (ATHENZ_KEY_TYPE).
 type KeyType string
 
@@ -80,6 +98,7 @@ const (
 	DefaultAttestationFormat = AttestationToken
 	DefaultRenewal           = RenewalRefresh
 	DefaultKeyType           = KeyECDSA
+	DefaultKeyFileCert       = KeyFileCertOptional
 	DefaultRefreshFraction   = 2.0 / 3
 	DefaultTimeout           = 10 * time.Second
 	DefaultPollInterval      = 5 * time.Second
@@ -154,8 +173,15 @@ type Options struct {
 	Cloud string
 	// NToken asks ZTS for an N-token with every certificate (token: true)
 	// and serves it from NTokenSource (ATHENZ_NTOKEN). Copper-argos mode.
-	// Default false.
+	// ZTS gives the N-token a lifetime of its own (a day by default) and
+	// a new one only with a certificate, so the certificate is renewed
+	// ahead of whichever expires first, and a Manager that adopts an
+	// identity renews it at once to get an N-token. Default false (the
+	// sidecar's setting defaults to true).
 	NToken bool
+	// KeyFileCert is ATHENZ_KEY_FILE_CERT, key-file mode. Default
+	// KeyFileCertOptional.
+	KeyFileCert KeyFileCert
 
 	// RefreshFraction is the part of a certificate's lifetime after which
 	// it is renewed, counted from when it was obtained
@@ -220,6 +246,10 @@ type Options struct {
 	// Clock is the time source of renewals, retries and validity checks.
 	// Default tokens.RealClock.
 	Clock tokens.Clock
+	// Skew measures ZTS's clock against the node's, shared with the token
+	// client; certificates and N-tokens from ZTS are judged by ZTS's
+	// clock. Default: a measurement of the Manager's own.
+	Skew *tokens.ClockSkew
 	// Logger receives one line per renewal and per failed attempt. Default:
 	// discard.
 	Logger logr.Logger
@@ -229,6 +259,10 @@ type Options struct {
 	// Default: none.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
+
+// WithDefaults returns o with every default filled in: what a Manager
+// built from o runs with.
+func (o Options) WithDefaults() Options { return o.withDefaults() }
 
 // withDefaults returns o with every default filled in.
 func (o Options) withDefaults() Options {
@@ -249,6 +283,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeyType == "" {
 		o.KeyType = DefaultKeyType
+	}
+	if o.KeyFileCert == "" {
+		o.KeyFileCert = DefaultKeyFileCert
 	}
 	if o.RefreshFraction == 0 {
 		o.RefreshFraction = DefaultRefreshFraction
@@ -377,6 +414,15 @@ func (o Options) validate() (*loaded, error) {
 	case ModeCopperArgos:
 		errs = append(errs, o.validateCopperArgos()...)
 	case ModeKeyFile:
+		switch o.KeyFileCert {
+		case KeyFileCertOptional, KeyFileCertRequired:
+		case KeyFileCertOff:
+			if len(o.RoleCerts) > 0 {
+				add("ATHENZ_ROLE_CERTS needs the certificate of the service key: not with ATHENZ_KEY_FILE_CERT=off")
+			}
+		default:
+			add("ATHENZ_KEY_FILE_CERT=%q: want %s, %s or %s", o.KeyFileCert, KeyFileCertOptional, KeyFileCertRequired, KeyFileCertOff)
+		}
 		if o.KeyVersion == "" {
 			add("ATHENZ_KEY_VERSION is required with ATHENZ_IDENTITY_MODE=key-file (the id of the service's public key in Athenz)")
 		} else if strings.ContainsAny(o.KeyVersion, ";= ") {

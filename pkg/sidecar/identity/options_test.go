@@ -69,6 +69,11 @@ func TestInvalidOptions(t *testing.T) {
 		wantVar string
 	}{
 		{name: "missing provider", opts: with(copper, func(o *identity.Options) { o.Provider = "" }), wantVar: "ATHENZ_PROVIDER"},
+		{name: "unknown key-file certificate policy", opts: with(keyMode, func(o *identity.Options) { o.KeyFileCert = "sometimes" }), wantVar: "ATHENZ_KEY_FILE_CERT"},
+		{name: "role certificates without a certificate", opts: with(keyMode, func(o *identity.Options) {
+			o.KeyFileCert = identity.KeyFileCertOff
+			o.RoleCerts = []tokens.Target{{Domain: "prov", Role: "reader"}}
+		}), wantVar: "ATHENZ_ROLE_CERTS"},
 		{name: "provider not a name", opts: with(copper, func(o *identity.Options) { o.Provider = "sys auth" }), wantVar: "ATHENZ_PROVIDER"},
 		{name: "unreadable token file", opts: with(copper, func(o *identity.Options) { o.SATokenFile = filepath.Join(dir, "missing") }), wantVar: "ATHENZ_SA_TOKEN_FILE"},
 		{name: "empty token file", opts: with(copper, func(o *identity.Options) { o.SATokenFile = emptyFile }), wantVar: "ATHENZ_SA_TOKEN_FILE"},

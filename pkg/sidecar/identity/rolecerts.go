@@ -20,6 +20,7 @@ type roleCert struct {
 	file   string // name in the identity directory
 
 	cert     *x509.Certificate // nil until the first
+	valid    validity          // cert's, on the node's clock
 	keyGen   uint64            // of the identity key the certificate is for
 	dueAt    time.Time
 	failures int
@@ -49,8 +50,8 @@ func (r *roleCert) ready(now time.Time, keyGen uint64) error {
 		return fmt.Errorf("role certificate %s not obtained yet%s", r.target, last)
 	case r.keyGen != keyGen:
 		return fmt.Errorf("role certificate %s is for the previous key%s", r.target, last)
-	case !now.Before(r.cert.NotAfter):
-		return fmt.Errorf("role certificate %s expired at %s%s", r.target, r.cert.NotAfter.UTC().Format(time.RFC3339), last)
+	case !now.Before(r.valid.notAfter):
+		return fmt.Errorf("role certificate %s expired at %s%s", r.target, r.valid.notAfter.UTC().Format(time.RFC3339), last)
 	}
 	return nil
 }
@@ -109,6 +110,7 @@ func (m *Manager) fetchRole(ctx context.Context, c *credential, r *roleCert) err
 	defer cancel()
 	started := m.clock.Now()
 	rc, err := zc.PostRoleCertificateRequestExt(req)
+	received := m.clock.Now()
 	if err != nil {
 		return fmt.Errorf("role certificate %s: %w", r.target, convertError(ctx, err))
 	}
@@ -122,12 +124,13 @@ func (m *Manager) fetchRole(ctx context.Context, c *credential, r *roleCert) err
 	if !publicKeysEqual(certs[0].PublicKey, c.key.Public()) {
 		return fmt.Errorf("role certificate %s from ZTS is not for the identity key", r.target)
 	}
-	if err := m.write(r.file, encodeCerts(certs), CertFileMode); err != nil {
+	if err := m.write(fileWrite{r.file, encodeCerts(certs), CertFileMode}); err != nil {
 		return err
 	}
-	due := renewAt(started, certs[0], m.opts.RefreshFraction, rand.Float64())
+	valid := m.ztsValidity(started, received)(certs[0])
+	due := renewAt(started, valid, m.opts.RefreshFraction, rand.Float64())
 	m.mu.Lock()
-	r.cert, r.keyGen, r.dueAt = certs[0], c.keyGen, due
+	r.cert, r.valid, r.keyGen, r.dueAt = certs[0], valid, c.keyGen, due
 	r.failures, r.lastErr = 0, nil
 	m.mu.Unlock()
 	m.log.Info("role certificate in place", "role", r.target.String(), "serial", certs[0].SerialNumber.Text(16),

@@ -44,6 +44,42 @@ func newBaseTransport(roots *x509.CertPool, clientCert func(*tls.CertificateRequ
 	return t
 }
 
+// rotatingTransport carries the calls of Transport() on a connection pool
+// of the current certificate. A TLS connection presents the client
+// certificate of its handshake for as long as it lives, and closing the
+// idle connections at a rotation misses the busy ones, which go back to
+// the pool when their answer is read and are reused with the old
+// certificate (until it expires, and ZTS refuses them). So each rotation
+// starts a new pool; the old one gets no new requests, and its
+// connections are closed now if idle and once their requests had time to
+// end.
+type rotatingTransport struct {
+	cur   atomic.Pointer[http.Transport]
+	new   func() *http.Transport
+	drain time.Duration // how long a request may take: ATHENZ_ZTS_TIMEOUT
+}
+
+func newRotatingTransport(newTransport func() *http.Transport, drain time.Duration) *rotatingTransport {
+	r := &rotatingTransport{new: newTransport, drain: drain}
+	r.cur.Store(newTransport())
+	return r
+}
+
+func (r *rotatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return r.cur.Load().RoundTrip(req)
+}
+
+// rotate moves new requests to a new connection pool.
+func (r *rotatingTransport) rotate() {
+	old := r.cur.Swap(r.new())
+	old.CloseIdleConnections()
+	// Real time, not the Manager's clock: it is about connections.
+	time.AfterFunc(r.drain+time.Second, old.CloseIdleConnections)
+}
+
+// CloseIdleConnections closes the idle connections of the current pool.
+func (r *rotatingTransport) CloseIdleConnections() { r.cur.Load().CloseIdleConnections() }
+
 // ntokenTransport adds an N-token to every request.
 type ntokenTransport struct {
 	base http.RoundTripper
@@ -116,6 +152,14 @@ func permanent(err error) bool {
 		ze.Status != http.StatusRequestTimeout && ze.Status != http.StatusTooManyRequests
 }
 
+// certRefused reports whether err is ZTS refusing a certificate: a 4xx
+// answer other than 401 (the credentials were not accepted), 408 and 429
+// (which pass).
+func certRefused(err error) bool {
+	var ze *tokens.ZTSError
+	return permanent(err) && errors.As(err, &ze) && ze.Status != http.StatusUnauthorized
+}
+
 // shortMessage bounds a ZTS message (the client puts a non-JSON error body
 // there as it is).
 func shortMessage(s string) string {
@@ -128,8 +172,12 @@ func shortMessage(s string) string {
 
 // ztsNToken is the N-token ZTS returned with the certificate.
 type ztsNToken struct {
-	value  string
+	value string
+	// expiry is on the node's clock: ZTS's lifetime for it (e= less t=)
+	// from when it was asked for.
 	expiry time.Time
+	// renewAt is when to ask for the next one.
+	renewAt time.Time
 }
 
 // ztsNTokenSource serves the latest N-token from ZTS while it is valid.

@@ -14,50 +14,84 @@ import (
 // globs such as *.pem.
 const tempMarker = ".tmp-"
 
-// writeFileAtomic replaces dir/name with data so that a reader sees either
-// the old content or the new one, never a partial or empty file: it writes
-// a temporary file in dir, sets perm (independent of the umask), fsyncs it,
-// renames it over the target and fsyncs dir. Empty data is refused.
-func writeFileAtomic(dir, name string, data []byte, perm fs.FileMode) (err error) {
-	if len(data) == 0 {
-		return fmt.Errorf("writing %s: refusing to write an empty file", name)
-	}
-	f, err := os.CreateTemp(dir, "."+name+tempMarker+"*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	tmp := f.Name()
+// fileWrite is one file to replace in the identity directory.
+type fileWrite struct {
+	name string
+	data []byte
+	perm fs.FileMode
+}
+
+// writeFilesAtomic replaces each file so that a reader sees either its
+// old content or its new one, never a partial or empty file: it writes a
+// temporary file in dir for each, sets perm (independent of the umask)
+// and fsyncs it; only once every file is ready does it rename them over
+// the targets, one right after the other, and fsync dir. A certificate
+// and a new key then change within two renames of each other, not
+// around the writing and syncing of a file. Empty data is refused. When a
+// rename fails, the files already renamed stay new (their content was
+// complete).
+func writeFilesAtomic(dir string, files ...fileWrite) (err error) {
+	tmps := make([]string, 0, len(files))
 	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+		for _, tmp := range tmps {
+			if tmp != "" {
+				os.Remove(tmp)
+			}
 		}
 	}()
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	// The rename is durable only once the directory is synced. Some file
-	// systems cannot sync a directory; the file itself is complete.
-	if d, derr := os.Open(dir); derr == nil {
-		if serr := d.Sync(); serr != nil && !errors.Is(serr, os.ErrInvalid) {
-			d.Close()
-			return fmt.Errorf("writing %s: syncing %s: %w", name, dir, serr)
+	for _, f := range files {
+		tmp, err := stageFile(dir, f)
+		if err != nil {
+			return err
 		}
-		d.Close()
+		tmps = append(tmps, tmp)
+	}
+	for i, f := range files {
+		if err := os.Rename(tmps[i], filepath.Join(dir, f.name)); err != nil {
+			return fmt.Errorf("writing %s: %w", f.name, err)
+		}
+		tmps[i] = ""
+	}
+	// The renames are durable only once the directory is synced. Some file
+	// systems cannot sync a directory; the files themselves are complete.
+	if d, derr := os.Open(dir); derr == nil {
+		defer d.Close()
+		if serr := d.Sync(); serr != nil && !errors.Is(serr, os.ErrInvalid) {
+			return fmt.Errorf("writing %s: syncing %s: %w", files[len(files)-1].name, dir, serr)
+		}
 	}
 	return nil
+}
+
+// stageFile writes f to a synced temporary file in dir and returns its
+// path.
+func stageFile(dir string, f fileWrite) (_ string, err error) {
+	if len(f.data) == 0 {
+		return "", fmt.Errorf("writing %s: refusing to write an empty file", f.name)
+	}
+	tmp, err := os.CreateTemp(dir, "."+f.name+tempMarker+"*")
+	if err != nil {
+		return "", fmt.Errorf("writing %s: %w", f.name, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(f.perm); err != nil {
+		return "", fmt.Errorf("writing %s: %w", f.name, err)
+	}
+	if _, err = tmp.Write(f.data); err != nil {
+		return "", fmt.Errorf("writing %s: %w", f.name, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return "", fmt.Errorf("writing %s: %w", f.name, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return "", fmt.Errorf("writing %s: %w", f.name, err)
+	}
+	return tmp.Name(), nil
 }
 
 // removeStaleTemps removes temporary files a previous process left in dir

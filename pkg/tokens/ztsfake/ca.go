@@ -18,9 +18,9 @@ import (
 	"time"
 )
 
-// backdate is how far before "now" issued certificates become valid, for
-// clock skew between the fake and its clients.
-const backdate = 5 * time.Minute
+// Issued certificates are valid from ZTS's "now", not backdated: ZTS's
+// own signer (Crypto.generateX509Certificate) does not backdate, so a
+// client whose clock is behind ZTS's sees NotBefore in its future.
 
 // authority is the fake's CA. It signs the server certificate and every
 // certificate the fake issues. Immutable after newAuthority.
@@ -49,9 +49,11 @@ func newAuthority(now time.Time) (*authority, error) {
 		end = wall
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "ztsfake CA", Organization: []string{"ztsfake"}},
-		NotBefore:             start.Add(-time.Hour),
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "ztsfake CA", Organization: []string{"ztsfake"}},
+		// A year back, so that the CA is valid whatever SetClockOffset
+		// does to ZTS's clock.
+		NotBefore:             start.Add(-365 * 24 * time.Hour),
 		NotAfter:              end.Add(10 * 365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
@@ -94,12 +96,12 @@ func (a *authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.C
 }
 
 // signCSR issues a certificate with the CSR's subject, SANs and public key,
-// valid from now (backdated) for lifetime.
+// valid from now for lifetime.
 func (a *authority) signCSR(csr *x509.CertificateRequest, now time.Time, lifetime time.Duration, usage ...x509.ExtKeyUsage) (*x509.Certificate, []byte, error) {
 	now = now.Truncate(time.Second)
 	return a.issue(&x509.Certificate{
 		Subject:        csr.Subject,
-		NotBefore:      now.Add(-backdate),
+		NotBefore:      now,
 		NotAfter:       now.Add(lifetime),
 		DNSNames:       csr.DNSNames,
 		IPAddresses:    csr.IPAddresses,
@@ -154,7 +156,7 @@ func (s *Server) IssueIdentity(domain, service string) (certPEM, keyPEM []byte, 
 	now := s.now().Truncate(time.Second)
 	_, certPEM, err = s.ca.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: domain + "." + service},
-		NotBefore:   now.Add(-backdate),
+		NotBefore:   now,
 		NotAfter:    now.Add(s.opts.CertLifetime),
 		URIs:        []*url.URL{{Scheme: "spiffe", Host: domain, Path: "/sa/" + service}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},

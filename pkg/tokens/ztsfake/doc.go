@@ -57,7 +57,21 @@
 // does not require the domain or service to exist. Refresh needs the
 // current or previous certificate of a registered instance, presented over
 // mTLS. Issued certificates copy the CSR's subject and SANs, are signed by
-// the CA (ECDSA P-256) and are valid from 5 minutes before "now".
+// the CA (ECDSA P-256) and are valid from ZTS's "now" (not backdated, as
+// ZTS's own signer) for Options.CertLifetime, which may be minutes.
+//
+// Register and refresh with "token": true also return an N-token signed by
+// ZTS (z=zts) that lives Options.NTokenLifetime (default one day, ZTS's
+// athenz.zts.instance_token_timeout), independent of the certificate: as
+// in ZTS, the only way to a new one is another refresh or register.
+//
+// Key-owner refresh (POST /instance/{domain}/{service}/refresh) follows
+// ZTS's two cases: authenticated by an N-token, it issues a first
+// certificate for the N-token's key (the body's keyId is ignored);
+// authenticated by a certificate of the service, it is a refresh with the
+// body's keyId that must keep the certificate's DNS names and public key,
+// and RestrictCertRefresh limits it by the caller's IP (ZTS's
+// athenz.zts.cert_refresh_ip_fname): 403 "IP not allowed for refresh".
 //
 // Options.K8SProvider makes the fake act as ZTS's built-in Kubernetes
 // provider instead: attestation data is {"identityToken":"<JWT>"} with a
@@ -73,6 +87,12 @@
 // SetLatency, FailNext and SetFailure shape the answers of one Endpoint.
 // RefuseConnections resets every TCP connection while on (ZTS down or
 // firewalled, its address still there) and Connections counts them.
+// SetClockOffset moves ZTS's clock ahead of or behind Options.Now: every
+// time the fake writes or checks (token issue and expiry times,
+// certificate validity, N-token and client certificate checks) is ZTS's.
+// Like ZTS, the fake sends no Date header, so a client can learn ZTS's
+// clock only from the issue times in what it issues.
+// RestrictCertRefresh refuses certificate refresh by the caller's IP.
 // Calls counts every request routed to an endpoint, including those that a
 // knob failed; CallsFor counts per key:
 //
@@ -92,4 +112,32 @@
 //
 // Keys are computed from the request as received, before validation; a
 // request whose key cannot be read (an unparsable body) counts under "".
+//
+// # Simplifications
+//
+// Where the fake is simpler than ZTS; everything not listed here is meant
+// to be as strict as ZTS (lifetimes, clocks, refusals), and a test that
+// relies on one of these is testing the fake, not the client:
+//
+//   - One process, one clock: a real ZTS fleet has several servers whose
+//     clocks may differ from each other, not only from the client's.
+//   - No ZMS: domains, roles and memberships are what AddDomain, Grant and
+//     AllowProxy say (or AllowAll); no policies, assertions, deny rules,
+//     role expiry or delegated roles. Service public keys are what
+//     RegisterServiceKey registers.
+//   - Instance register does not check that the domain and service exist,
+//     nor that the provider is authorized to launch the service; the
+//     provider's answer is Options.Attest (or the K8SProvider emulation).
+//     Provider IP ranges (athenz.zts.instance_cert_ip_fname) are not
+//     checked.
+//   - The N-token with a certificate is always an N-token, never the JWT
+//     SVID that ZTS issues instead with instanceRegisterTokenTypeJWT.
+//   - No rate limiting, no read-only maintenance mode, no certificate
+//     revocation or cert record expiry; the instance cert records live in
+//     memory until the instance is deleted or the fake closes.
+//   - The CSR checks cover the CN, SAN DNS names, SPIFFE URIs and instance
+//     id; not the subject O/OU values, nor the IP address in the CSR
+//     against the caller's.
+//   - Error messages follow ZTS's where tests read them (status and the
+//     gist), not word for word.
 package ztsfake

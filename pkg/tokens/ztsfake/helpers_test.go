@@ -163,6 +163,13 @@ func newCSR(t *testing.T, key crypto.Signer, spec csrSpec) string {
 // fake's CA for usage.
 func parseCert(t *testing.T, s *ztsfake.Server, certPEM string, usage x509.ExtKeyUsage) *x509.Certificate {
 	t.Helper()
+	return parseCertAt(t, s, certPEM, usage, time.Time{})
+}
+
+// parseCertAt is parseCert with the chain checked at the time at (zero:
+// now).
+func parseCertAt(t *testing.T, s *ztsfake.Server, certPEM string, usage x509.ExtKeyUsage, at time.Time) *x509.Certificate {
+	t.Helper()
 	block, _ := pem.Decode([]byte(certPEM))
 	if block == nil {
 		t.Fatalf("certificate is not PEM: %q", certPEM)
@@ -171,7 +178,7 @@ func parseCert(t *testing.T, s *ztsfake.Server, certPEM string, usage x509.ExtKe
 	if err != nil {
 		t.Fatalf("ParseCertificate: %v", err)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: s.CAPool(), KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: s.CAPool(), KeyUsages: []x509.ExtKeyUsage{usage}, CurrentTime: at}); err != nil {
 		t.Fatalf("certificate %q does not chain to the fake CA for %v: %v", cert.Subject.CommonName, usage, err)
 	}
 	return cert

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,7 +122,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, body []b
 		refreshDenied: strings.EqualFold(attrs[attrCertRefresh], "false"),
 	}
 	s.mu.Unlock()
-	identity, err := s.identity(r, provider, domain, service, id, certPEM, cert, req.Token)
+	identity, err := s.identity(r, provider, domain, service, id, certPEM, req.Token)
 	if err != nil {
 		return err
 	}
@@ -186,7 +188,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request, body []by
 		}
 	}
 	s.mu.Unlock()
-	identity, err := s.identity(r, provider, domain, service, id, certPEM, cert, req.Token)
+	identity, err := s.identity(r, provider, domain, service, id, certPEM, req.Token)
 	if err != nil {
 		return err
 	}
@@ -275,17 +277,30 @@ func (s *Server) handleKeyRefresh(w http.ResponseWriter, r *http.Request, body [
 	if _, err := checkServiceCSR(csr, "", domain, service, "", nil, false); err != nil {
 		return badRequest("csr: %v", err)
 	}
+	// As ZTS: authenticated by an N-token, the key is the N-token's (the
+	// request's keyId is ignored) and this is a first certificate;
+	// authenticated by a certificate of the service, it is a refresh of
+	// that certificate, with the request's keyId.
+	refresh := p.cert != nil
 	keyID := req.KeyID
-	if keyID == "" && p.ntoken != nil && p.ntoken.keyService == "" {
+	if !refresh {
 		keyID = p.ntoken.keyVersion
-	}
-	if keyID != "" {
-		pub, ok := s.lookupKey(domain, service, keyID)
-		if !ok {
-			return badRequest("keyId: no public key %q registered for %s.%s", keyID, domain, service)
+		if p.ntoken.keyService != "" {
+			// An N-token signed by ZTS (z=zts) names ZTS's key, which is
+			// not one of the service's.
+			keyID = ""
 		}
-		if !samePublicKey(pub.key, csr.PublicKey) {
-			return badRequest("csr: public key does not match key %q registered for %s.%s", keyID, domain, service)
+	}
+	pub, ok := s.lookupKey(domain, service, keyID)
+	if keyID == "" || !ok {
+		return badRequest("%s: Unable to retrieve public key for %s.%s with key id: %q", caller, domain, service, keyID)
+	}
+	if !samePublicKey(pub.key, csr.PublicKey) {
+		return badRequest("%s: Invalid CSR - public key mismatch with key %q registered for %s.%s", caller, keyID, domain, service)
+	}
+	if refresh {
+		if err := s.checkCertRefresh(caller, p.cert, csr, clientIP(r)); err != nil {
+			return err
 		}
 	}
 	_, certPEM, err := s.ca.signCSR(csr, s.now(), s.certLifetime(req.ExpiryTime, nil),
@@ -301,8 +316,73 @@ func (s *Server) handleKeyRefresh(w http.ResponseWriter, r *http.Request, body [
 	return nil
 }
 
+// checkCertRefresh makes ZTS's checks of a key-owner refresh
+// authenticated by a certificate (validateServiceX509RefreshRequest): the
+// CSR has the certificate's DNS names and public key, and the caller's IP
+// is allowed to refresh (RestrictCertRefresh).
+func (s *Server) checkCertRefresh(caller string, cert *x509.Certificate, csr *x509.CertificateRequest, ip string) error {
+	if !sameNames(cert.DNSNames, csr.DNSNames) {
+		return badRequest("%s: Request validation failed: DNS_NAME_MISMATCH", caller)
+	}
+	if !samePublicKey(cert.PublicKey, csr.PublicKey) {
+		return badRequest("%s: Request validation failed: PUBLIC_KEY_MISMATCH", caller)
+	}
+	if !s.certRefreshAllowed(ip) {
+		return forbidden("%s: IP not allowed for refresh: %s", caller, ip)
+	}
+	return nil
+}
+
+// RestrictCertRefresh limits key-owner certificate refresh
+// (POST /instance/{domain}/{service}/refresh authenticated by a
+// certificate) to callers from the given address ranges, as ZTS's
+// athenz.zts.cert_refresh_ip_fname does; others get 403 "IP not allowed
+// for refresh". A first certificate, asked for with an N-token, is not
+// restricted, as in ZTS. No prefixes (the default) allows every caller.
+// Tests run on loopback, so any prefix that does not hold 127.0.0.1
+// refuses them.
+func (s *Server) RestrictCertRefresh(allowed ...netip.Prefix) {
+	if len(allowed) == 0 {
+		s.refreshIPs.Store(nil)
+		return
+	}
+	s.refreshIPs.Store(&allowed)
+}
+
+func (s *Server) certRefreshAllowed(ip string) bool {
+	allowed := s.refreshIPs.Load()
+	if allowed == nil {
+		return true
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range *allowed {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameNames reports whether a and b hold the same names, ignoring order
+// (ZTS compares the sets, case kept).
+func sameNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			return false
+		}
+	}
+	return true
+}
+
 // identity builds the InstanceIdentity answer, with an N-token if asked.
-func (s *Server) identity(r *http.Request, provider, domain, service, id string, certPEM []byte, cert *x509.Certificate, token *bool) (*instanceIdentity, error) {
+func (s *Server) identity(r *http.Request, provider, domain, service, id string, certPEM []byte, token *bool) (*instanceIdentity, error) {
 	out := &instanceIdentity{
 		Provider:              provider,
 		Name:                  domain + "." + service,
@@ -311,7 +391,10 @@ func (s *Server) identity(r *http.Request, provider, domain, service, id string,
 		X509CertificateSigner: string(s.ca.certPEM),
 	}
 	if token != nil && *token {
-		tok, err := s.signNToken(domain, service, clientIP(r), cert.NotAfter.Sub(s.now()))
+		// ZTS gives this N-token its own lifetime
+		// (athenz.zts.instance_token_timeout), not the certificate's: a
+		// client renews it with another refresh or register.
+		tok, err := s.signNToken(domain, service, clientIP(r), s.opts.NTokenLifetime)
 		if err != nil {
 			return nil, err
 		}

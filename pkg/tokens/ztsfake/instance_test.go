@@ -40,16 +40,19 @@ func (a *attestLog) last() ztsfake.InstanceConfirmation {
 	return a.seen[len(a.seen)-1]
 }
 
-// podCSR is the CSR the sidecar sends for client.api in Pod pod-1.
+// podSpec is the CSR the sidecar sends for client.api in Pod pod-1.
+var podSpec = csrSpec{
+	cn:   "client.api",
+	dns:  []string{"api.client.k8s.example", "pod-1.instanceid.athenz.k8s.example"},
+	uris: []string{"spiffe://client/sa/api"},
+	ips:  []string{"10.0.0.7"},
+}
+
+// podCSR is podSpec's CSR with a new key.
 func podCSR(t *testing.T) (string, []byte) {
 	t.Helper()
 	key, keyPEM := newECKey(t)
-	return newCSR(t, key, csrSpec{
-		cn:   "client.api",
-		dns:  []string{"api.client.k8s.example", "pod-1.instanceid.athenz.k8s.example"},
-		uris: []string{"spiffe://client/sa/api"},
-		ips:  []string{"10.0.0.7"},
-	}), keyPEM
+	return newCSR(t, key, podSpec), keyPEM
 }
 
 func TestInstanceLifecycle(t *testing.T) {

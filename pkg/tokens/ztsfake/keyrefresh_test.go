@@ -3,6 +3,7 @@ package ztsfake_test
 import (
 	"crypto"
 	"crypto/x509"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -99,7 +100,7 @@ func TestKeyRefreshErrors(t *testing.T) {
 		wantMsg  string
 	}{
 		{name: "CSR with another key", client: ntokenClient(t, s, good), service: "api",
-			req: zts.InstanceRefreshRequest{Csr: newCSR(t, otherKey, csrSpec{cn: "client.api"})}, wantCode: 400, wantMsg: "does not match key"},
+			req: zts.InstanceRefreshRequest{Csr: newCSR(t, otherKey, csrSpec{cn: "client.api"})}, wantCode: 400, wantMsg: "public key mismatch"},
 		{name: "CN of another service", client: ntokenClient(t, s, good), service: "api",
 			req: zts.InstanceRefreshRequest{Csr: newCSR(t, key, csrSpec{cn: "client.web"})}, wantCode: 400, wantMsg: "common name"},
 		{name: "another service's path", client: ntokenClient(t, s, good), service: "web",
@@ -115,7 +116,11 @@ func TestKeyRefreshErrors(t *testing.T) {
 		{name: "no credentials", client: anonClient(t, s), service: "api",
 			req: zts.InstanceRefreshRequest{Csr: csr}, wantCode: 401, wantMsg: "authentication required"},
 		{name: "unknown keyId in body", client: newClient(t, s, "client", "api"), service: "api",
-			req: zts.InstanceRefreshRequest{Csr: csr, KeyId: "v9"}, wantCode: 400, wantMsg: "keyId"},
+			req: zts.InstanceRefreshRequest{Csr: csr, KeyId: "v9"}, wantCode: 400, wantMsg: "Unable to retrieve public key"},
+		{name: "certificate without keyId", client: newClient(t, s, "client", "api"), service: "api",
+			req: zts.InstanceRefreshRequest{Csr: csr}, wantCode: 400, wantMsg: "Unable to retrieve public key"},
+		{name: "N-token signed by ZTS", client: ntokenClient(t, s, ztsSignedNToken(t, s)), service: "api",
+			req: zts.InstanceRefreshRequest{Csr: csr, KeyId: "v1"}, wantCode: 400, wantMsg: "Unable to retrieve public key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,11 +129,84 @@ func TestKeyRefreshErrors(t *testing.T) {
 		})
 	}
 
-	// A certificate of the service needs no registered key.
-	if _, err := newClient(t, s, "client", "api").PostInstanceRefreshRequest("client", "api",
-		&zts.InstanceRefreshRequest{Csr: newCSR(t, otherKey, csrSpec{cn: "client.api"})}); err != nil {
-		t.Errorf("PostInstanceRefreshRequest with a certificate: %v", err)
+}
+
+// ztsSignedNToken registers an instance with "token": true and returns the
+// N-token ZTS signed for it (z=zts).
+func ztsSignedNToken(t *testing.T, s *ztsfake.Server) string {
+	t.Helper()
+	key, _ := newECKey(t)
+	csr := newCSR(t, key, csrSpec{cn: "client.api", dns: []string{"api.client.k8s.example", "i-1.instanceid.athenz.k8s.example"}, uris: []string{"spiffe://client/sa/api"}})
+	id, _, err := anonClient(t, s).PostInstanceRegisterInformation(&zts.InstanceRegisterInformation{
+		Provider: "k8s.provider", Domain: "client", Service: "api", AttestationData: "token", Csr: csr, Token: new(true),
+	})
+	if err != nil || id.ServiceToken == "" {
+		t.Fatalf("register with token: %v (token %q)", err, id.ServiceToken)
 	}
+	return string(id.ServiceToken)
+}
+
+// TestKeyRefreshWithCertificate: a service gets its first certificate with
+// an N-token and refreshes it with that certificate; the refresh must keep
+// the certificate's key and DNS names and may be restricted by the
+// caller's IP (ZTS's athenz.zts.cert_refresh_ip_fname), the first
+// certificate may not.
+func TestKeyRefreshWithCertificate(t *testing.T) {
+	s := ztsfake.NewTest(t, ztsfake.Options{})
+	key, keyPEM := newECKey(t)
+	if err := s.RegisterServiceKey("client", "api", "v1", publicPEM(t, key)); err != nil {
+		t.Fatal(err)
+	}
+	spec := csrSpec{cn: "client.api", dns: []string{"api.client.k8s.example"}, uris: []string{"spiffe://client/sa/api"}}
+	byNToken := ntokenClient(t, s, ntoken(t, "client", "api", "v1", keyPEM, time.Hour))
+	first, err := byNToken.PostInstanceRefreshRequest("client", "api", &zts.InstanceRefreshRequest{Csr: newCSR(t, key, spec), KeyId: "ignored"})
+	if err != nil {
+		t.Fatalf("first certificate with an N-token (keyId from the N-token, the body's ignored): %v", err)
+	}
+	byCert := certClient(t, s, []byte(first.Certificate), keyPEM)
+	otherKey, _ := newECKey(t)
+	if err := s.RegisterServiceKey("client", "api", "v2", publicPEM(t, otherKey)); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		req      zts.InstanceRefreshRequest
+		wantCode int
+		wantMsg  string
+	}{
+		{name: "same key and names", req: zts.InstanceRefreshRequest{Csr: newCSR(t, key, spec), KeyId: "v1"}},
+		{name: "other DNS names", req: zts.InstanceRefreshRequest{Csr: newCSR(t, key, csrSpec{cn: "client.api", dns: []string{"api.client.other.example"}}), KeyId: "v1"},
+			wantCode: 400, wantMsg: "DNS_NAME_MISMATCH"},
+		{name: "another registered key", req: zts.InstanceRefreshRequest{Csr: newCSR(t, otherKey, spec), KeyId: "v2"},
+			wantCode: 400, wantMsg: "PUBLIC_KEY_MISMATCH"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := byCert.PostInstanceRefreshRequest("client", "api", &tc.req)
+			if tc.wantCode == 0 {
+				if err != nil {
+					t.Errorf("refresh with the certificate: %v", err)
+				}
+				return
+			}
+			wantResourceError(t, "PostInstanceRefreshRequest", err, tc.wantCode, tc.wantMsg)
+		})
+	}
+
+	t.Run("refresh restricted by IP", func(t *testing.T) {
+		s.RestrictCertRefresh(netip.MustParsePrefix("10.0.0.0/8"))
+		_, err := byCert.PostInstanceRefreshRequest("client", "api", &zts.InstanceRefreshRequest{Csr: newCSR(t, key, spec), KeyId: "v1"})
+		wantResourceError(t, "refresh from 127.0.0.1 restricted to 10.0.0.0/8", err, 403, "IP not allowed for refresh: 127.0.0.1")
+		if _, err := byNToken.PostInstanceRefreshRequest("client", "api", &zts.InstanceRefreshRequest{Csr: newCSR(t, key, spec)}); err != nil {
+			t.Errorf("a first certificate with an N-token under the restriction: %v, want it issued", err)
+		}
+		s.RestrictCertRefresh(netip.MustParsePrefix("127.0.0.0/8"))
+		if _, err := byCert.PostInstanceRefreshRequest("client", "api", &zts.InstanceRefreshRequest{Csr: newCSR(t, key, spec), KeyId: "v1"}); err != nil {
+			t.Errorf("refresh from an allowed range: %v", err)
+		}
+		s.RestrictCertRefresh()
+	})
 }
 
 // TestNTokenAuth checks that N-tokens authenticate token requests and that

@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
@@ -33,6 +35,9 @@ const (
 	// DefaultMaxTokenLifetime is the default of Options.MaxTokenLifetime,
 	// as ZTS (30 days).
 	DefaultMaxTokenLifetime = 30 * 24 * time.Hour
+	// DefaultNTokenLifetime is the default of Options.NTokenLifetime, as
+	// ZTS's athenz.zts.instance_token_timeout (86400 s).
+	DefaultNTokenLifetime = 24 * time.Hour
 )
 
 // apiPrefix is the path of the ZTS API under the server's root.
@@ -68,8 +73,14 @@ type Options struct {
 	// MaxTokenLifetime caps role and access token lifetimes. Default 30
 	// days, as ZTS.
 	MaxTokenLifetime time.Duration
+	// NTokenLifetime is the lifetime of the N-token that instance register
+	// and refresh return with the certificate ("token": true), whatever
+	// the certificate's lifetime. Default 24 h, as ZTS's
+	// athenz.zts.instance_token_timeout.
+	NTokenLifetime time.Duration
 	// Now is the clock for token times, certificate validity and N-token
-	// and client certificate checks. Default time.Now.
+	// and client certificate checks. Default time.Now. SetClockOffset
+	// moves ZTS's clock away from it.
 	Now func() time.Time
 	// Attest, if set, is called on instance register and refresh with the
 	// InstanceConfirmation ZTS would send to the provider service; an error
@@ -79,6 +90,10 @@ type Options struct {
 	// provider's may. Default: accept a register with non-empty
 	// attestationData, and every refresh.
 	Attest func(ctx context.Context, c InstanceConfirmation) (map[string]string, error)
+	// HTTP2 lets clients speak HTTP/2. ZTS's Jetty speaks HTTP/1.1 only
+	// (docs/zts-api-facts.md); a proxy in front of it may not. Default
+	// false.
+	HTTP2 bool
 	// K8SProvider, if set, makes the fake act as ZTS's built-in Kubernetes
 	// provider for register and refresh requests of K8SProvider.Provider
 	// (JSON attestation data {"identityToken":...}, refresh refused); see
@@ -104,6 +119,12 @@ type Server struct {
 	conns   *gateListener // RefuseConnections
 	closing chan struct{}
 	once    sync.Once
+
+	// clockOffset is added to Options.Now (SetClockOffset), in nanoseconds.
+	clockOffset atomic.Int64
+	// refreshIPs restricts certificate-authenticated key refresh
+	// (RestrictCertRefresh); nil: no restriction.
+	refreshIPs atomic.Pointer[[]netip.Prefix]
 
 	// mu guards the Athenz data below.
 	mu          sync.Mutex
@@ -166,9 +187,10 @@ func Start(opts Options) (*Server, error) {
 		Certificates: []tls.Certificate{serverCert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    ca.pool,
-		Time:         opts.Now,
+		Time:         s.now,
 		MinVersion:   tls.VersionTLS12,
 	}
+	ts.EnableHTTP2 = opts.HTTP2
 	s.conns = newGateListener(ts.Listener)
 	ts.Listener = s.conns
 	s.url = "https://" + ts.Listener.Addr().String() + apiPrefix
@@ -211,6 +233,7 @@ func withDefaults(o Options) (Options, error) {
 		{"RoleTokenDefault", &o.RoleTokenDefault, DefaultRoleTokenLifetime},
 		{"AccessTokenDefault", &o.AccessTokenDefault, DefaultAccessTokenLifetime},
 		{"MaxTokenLifetime", &o.MaxTokenLifetime, DefaultMaxTokenLifetime},
+		{"NTokenLifetime", &o.NTokenLifetime, DefaultNTokenLifetime},
 	} {
 		if *d.v < 0 {
 			return o, fmt.Errorf("%s %v: must not be negative", d.name, *d.v)
@@ -250,7 +273,17 @@ func (s *Server) Close() {
 	})
 }
 
-func (s *Server) now() time.Time { return s.opts.Now() }
+// now is ZTS's clock: Options.Now moved by SetClockOffset.
+func (s *Server) now() time.Time {
+	return s.opts.Now().Add(time.Duration(s.clockOffset.Load()))
+}
+
+// SetClockOffset sets ZTS's clock to Options.Now plus d: positive, ZTS's
+// clock is ahead of the caller's; negative, behind. Everything the fake
+// dates (token issue and expiry times, certificate validity, N-token and
+// client certificate checks) follows ZTS's clock, as on a real ZTS whose
+// clock disagrees with the node's. Default 0.
+func (s *Server) SetClockOffset(d time.Duration) { s.clockOffset.Store(int64(d)) }
 
 // handlerFunc serves one endpoint after the knobs; body is the request
 // body, already read. An error is answered as {"code","message"}.
@@ -303,7 +336,13 @@ func (s *Server) routes() http.Handler {
 		writeError(w, &apiError{status: http.StatusNotFound,
 			msg: fmt.Sprintf("ztsfake: no ZTS endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Real ZTS sends no Date header (Jetty's is off unless
+		// athenz.http_send_date_header=true), so a client cannot read
+		// ZTS's clock from it; nil suppresses net/http's.
+		w.Header()["Date"] = nil
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // dispatch picks the route of the request method, reads the body, counts
