@@ -137,7 +137,7 @@ func (r *ZTSCAReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		}
 		if err := r.Client.Create(ctx, cm); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				return ctrl.Result{Requeue: true}, nil // not in the cache yet, or not ours: look again
+				return ctrl.Result{RequeueAfter: time.Second}, nil // not in the cache yet, or not ours: look again
 			}
 			return ctrl.Result{}, err
 		}

@@ -185,7 +185,7 @@ func applyAll(ctx context.Context, c client.Client, objs []*unstructured.Unstruc
 	var errs []error
 	for _, o := range objs {
 		o = o.DeepCopy()
-		if err := c.Patch(ctx, o, client.Apply, client.FieldOwner("athenz-injector-test"), client.ForceOwnership); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("athenz-injector-test"), client.ForceOwnership); err != nil {
 			errs = append(errs, fmt.Errorf("applying %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err))
 		}
 	}

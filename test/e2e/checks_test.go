@@ -7,12 +7,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/athenz-injector/athenz-injector/test/framework"
 )
 
-var metaGet = metav1.GetOptions{}
 
 // The contract of an injected Pod (docs/injector.md), spelled out here
 // rather than taken from pkg/webhook's constants, so that renaming one

@@ -157,15 +157,6 @@ func parseCert(t *testing.T, what string, data []byte) *x509.Certificate {
 	return c
 }
 
-// untilExpiry is how long a token field "e=<unix seconds>" has left.
-func untilExpiry(t *testing.T, f map[string]string) time.Duration {
-	t.Helper()
-	e, err := strconv.ParseInt(f["e"], 10, 64)
-	if err != nil {
-		t.Fatalf("token expiry e=%q: %v", f["e"], err)
-	}
-	return time.Until(time.Unix(e, 0))
-}
 
 type certificate = x509.Certificate
 

@@ -59,9 +59,7 @@ func TakeHostState(dir string) (*HostState, error) {
 	}
 	s.Routes = commandLines("ip", "route", "show", "table", "all")
 	if _, err := exec.LookPath("nft"); err == nil {
-		for _, l := range commandLines("nft", "list", "tables") {
-			s.NFTables = append(s.NFTables, l)
-		}
+		s.NFTables = commandLines("nft", "list", "tables")
 	}
 	s.Processes = runProcesses(dir)
 	return s, nil

@@ -69,7 +69,7 @@ func BuildImages(ctx context.Context, root, dir string) (Images, error) {
 		}
 		img, err := df.Image(name, map[string]string{"/out/" + bin: filepath.Join(dir, bin)})
 		if err != nil {
-			return im, fmt.Errorf("Dockerfile.%s: %w", bin, err)
+			return im, fmt.Errorf("the image of Dockerfile.%s: %w", bin, err)
 		}
 		images = append(images, img)
 	}

@@ -446,8 +446,8 @@ func (m *Manager) renewIdentity(ctx context.Context) {
 		m.log.Error(err, "identity certificate attempt failed, retrying", "attempt", attempt, "retryin", delay.String())
 		return
 	}
-	switch {
-	case m.opts.Mode == ModeFiles:
+	switch m.opts.Mode {
+	case ModeFiles:
 		m.identityDue = now.Add(m.opts.PollInterval)
 	default:
 		m.identityDue = renewAt(c.obtained, c.valid, m.opts.RefreshFraction, rand.Float64())

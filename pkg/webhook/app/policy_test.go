@@ -75,8 +75,31 @@ func withoutWebhooks(t *testing.T, f func()) {
 		if err := k8s.Create(context.Background(), &cfg); err != nil {
 			t.Fatalf("restoring the webhook configuration: %v", err)
 		}
+		waitWebhookCalled(t, true)
 	}()
+	waitWebhookCalled(t, false)
 	f()
+}
+
+// waitWebhookCalled waits until the API server has seen the change of the
+// webhook configuration (it reads it from an informer, so a Pod created at
+// once may still be sent to the old one): a dry-run create of a Pod the
+// policy denies is denied (called) or admitted (not called).
+func waitWebhookCalled(t *testing.T, called bool) {
+	t.Helper()
+	probe := newPod("default", "webhook-probe", map[string]string{webhook.AnnotationInject: "true", webhook.AnnotationDomain: "not-allowed"})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := k8s.Create(context.Background(), probe.DeepCopy(), client.DryRunAll)
+		denied := err != nil && strings.Contains(err.Error(), "denied the request")
+		if denied == called {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server still calls the webhook: %v (want called=%v)", err, called)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // confirm asks the suite injector's provider callback to confirm pod as
