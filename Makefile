@@ -61,6 +61,10 @@ images: ## Build the container images (needs a container engine; none runs on th
 	docker build -f Dockerfile.injector --build-arg VERSION=$(VERSION) -t ghcr.io/athenz-injector/athenz-injector:$(VERSION) .
 	docker build -f Dockerfile.sidecar --build-arg VERSION=$(VERSION) -t ghcr.io/athenz-injector/athenz-sidecar:$(VERSION) .
 
+.PHONY: images-oci
+images-oci: build ## Write the images as an OCI tarball (bin/images.tar) without a container engine, as the test node runs them.
+	$(GO) run ./hack/ociimage -bin-dir $(BIN) -tag $(VERSION) -out $(BIN)/images.tar
+
 .PHONY: vet
 vet: ## go vet.
 	$(GO) vet ./...

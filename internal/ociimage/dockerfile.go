@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -121,4 +122,23 @@ func (d *Dockerfile) Image(name string, binaries map[string]string) (Image, erro
 		Env:        BaseEnv,
 		WorkingDir: BaseWorkingDir,
 	}, nil
+}
+
+// ReleaseImages are the images of this repository's Dockerfiles: for each
+// image name, Dockerfile.<binary> in root, with /out/<binary> of the build
+// stage taken from binDir/<binary>.
+func ReleaseImages(root, binDir string, binaries map[string]string) ([]Image, error) {
+	var images []Image
+	for name, bin := range binaries {
+		df, err := ParseDockerfile(filepath.Join(root, "Dockerfile."+bin))
+		if err != nil {
+			return nil, err
+		}
+		img, err := df.Image(name, map[string]string{"/out/" + bin: filepath.Join(binDir, bin)})
+		if err != nil {
+			return nil, fmt.Errorf("the image of Dockerfile.%s: %w", bin, err)
+		}
+		images = append(images, img)
+	}
+	return images, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/athenz-injector/athenz-injector/test/framework"
 )
 
-
 // The contract of an injected Pod (docs/injector.md), spelled out here
 // rather than taken from pkg/webhook's constants, so that renaming one
 // there fails this test.

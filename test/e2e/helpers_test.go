@@ -157,7 +157,6 @@ func parseCert(t *testing.T, what string, data []byte) *x509.Certificate {
 	return c
 }
 
-
 type certificate = x509.Certificate
 
 func verifyOptions(roots *x509.CertPool) x509.VerifyOptions {

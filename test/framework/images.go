@@ -61,17 +61,9 @@ func BuildImages(ctx context.Context, root, dir string) (Images, error) {
 	if err := run(goTool(), "build", "-trimpath", "-ldflags=-s -w", "-o", dir+string(filepath.Separator), "./test/images/testapp", "./test/images/pause"); err != nil {
 		return im, err
 	}
-	var images []ociimage.Image
-	for name, bin := range map[string]string{InjectorImage: "injector", SidecarImage: "sidecar"} {
-		df, err := ociimage.ParseDockerfile(filepath.Join(root, "Dockerfile."+bin))
-		if err != nil {
-			return im, err
-		}
-		img, err := df.Image(name, map[string]string{"/out/" + bin: filepath.Join(dir, bin)})
-		if err != nil {
-			return im, fmt.Errorf("the image of Dockerfile.%s: %w", bin, err)
-		}
-		images = append(images, img)
+	images, err := ociimage.ReleaseImages(root, dir, map[string]string{InjectorImage: "injector", SidecarImage: "sidecar"})
+	if err != nil {
+		return im, err
 	}
 	app := ociimage.Image{
 		Name: AppImage,
