@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -19,15 +20,29 @@ import (
 	"github.com/athenz-injector/athenz-injector/test/framework"
 )
 
-func run(ctx context.Context, out *printer, keep bool, binDir string) (err error) {
+// options are the demo's flags.
+type options struct {
+	keep   bool
+	binDir string
+	// playKubelet plays the kubelet even where a node could run.
+	playKubelet bool
+	// freePorts (tests) runs a played sidecar on free ports, not 8081/8082.
+	freePorts bool
+}
+
+func run(ctx context.Context, out *printer, o options) (err error) {
 	opts := framework.ScenarioOptions{}
 	noNode := framework.CheckNodeHost()
+	if noNode == nil && o.playKubelet {
+		noNode = errors.New("--play-kubelet")
+	}
 	if noNode != nil {
-		opts.PlayKubelet, opts.PreferPodPorts = true, true
-		if binDir != "" {
-			opts.Binaries = framework.Binaries{Injector: filepath.Join(binDir, "injector"), Sidecar: filepath.Join(binDir, "sidecar")}
+		opts.PlayKubelet, opts.PreferPodPorts = true, !o.freePorts
+		if o.binDir != "" {
+			opts.Binaries = framework.Binaries{Injector: filepath.Join(o.binDir, "injector"), Sidecar: filepath.Join(o.binDir, "sidecar")}
 		}
 	}
+	keep := o.keep
 	s, err := framework.NewScenario(opts)
 	if err != nil {
 		return err
@@ -102,11 +117,7 @@ func runNode(ctx context.Context, out *printer, s *framework.Scenario, keep bool
 	}
 	out.done("injector ready, provider callback at %s; SidecarProfile %s/%s is Ready", s.ProviderURL, p.Namespace, p.Name)
 
-	first, err := deployApp(ctx, out, s)
-	if err != nil {
-		return err
-	}
-	pod, err := annotate(ctx, out, s, first)
+	first, pod, err := deployAndAnnotate(ctx, out, s)
 	if err != nil {
 		return err
 	}
@@ -195,11 +206,7 @@ func runPlayed(ctx context.Context, out *printer, s *framework.Scenario, keep bo
 	out.done("injector ready: webhooks on %s, provider callback on %s; SidecarProfile %s/%s is Ready",
 		s.Injector.WebhookURL, s.ProviderURL, p.Namespace, p.Name)
 
-	first, err := deployApp(ctx, out, s)
-	if err != nil {
-		return err
-	}
-	pod, err := annotate(ctx, out, s, first)
+	_, pod, err := deployAndAnnotate(ctx, out, s)
 	if err != nil {
 		return err
 	}
@@ -289,6 +296,17 @@ func deployApp(ctx context.Context, out *printer, s *framework.Scenario) (*corev
 	}
 	out.done("Pod %s: containers %s, no sidecar; nothing Athenz-specific was created in namespace %s", first.Name, containerNames(first.Spec.Containers), framework.AppNamespace)
 	return first, nil
+}
+
+// deployAndAnnotate deploys the app, then opts it in: the user's part of
+// the day up to the injected Pod. It returns the first (plain) Pod and the
+// injected one.
+func deployAndAnnotate(ctx context.Context, out *printer, s *framework.Scenario) (first, pod *corev1.Pod, err error) {
+	if first, err = deployApp(ctx, out, s); err != nil {
+		return nil, nil, err
+	}
+	pod, err = annotate(ctx, out, s, first)
+	return first, pod, err
 }
 
 func annotate(ctx context.Context, out *printer, s *framework.Scenario, first *corev1.Pod) (*corev1.Pod, error) {

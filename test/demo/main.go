@@ -31,6 +31,7 @@ import (
 func main() {
 	keep := flag.Bool("keep", false, "keep everything running at the end, with a kubeconfig to look around, until Ctrl-C")
 	binDir := flag.String("bin-dir", "", "directory with the injector and sidecar binaries (default: build them)")
+	play := flag.Bool("play-kubelet", false, "play the kubelet even where the machine could run a node, as the demo does where it cannot")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard()) // envtest's; the components log to files
 
@@ -40,7 +41,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	out := newPrinter(os.Stdout)
-	err := run(ctx, out, *keep, *binDir)
+	err := run(ctx, out, options{keep: *keep, binDir: *binDir, playKubelet: *play})
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:

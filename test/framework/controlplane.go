@@ -234,32 +234,38 @@ func (c *ControlPlane) startAPIServer(ctx context.Context, o ControlPlaneOptions
 		return err
 	}
 	c.apiURL = "https://" + net.JoinHostPort(o.Address.String(), strconv.Itoa(port))
-	cmd := exec.Command(filepath.Join(o.Assets, "kube-apiserver"),
-		"--etcd-servers="+c.etcdURL,
-		"--bind-address="+o.Address.String(),
-		"--advertise-address="+o.Address.String(),
-		"--secure-port="+strconv.Itoa(port),
-		"--cert-dir="+filepath.Join(pki, "apiserver"),
-		"--tls-cert-file="+servingCert,
-		"--tls-private-key-file="+servingKey,
-		"--client-ca-file="+c.CA.File,
+	args := []string{
+		"--etcd-servers=" + c.etcdURL,
+		"--bind-address=" + o.Address.String(),
+		"--advertise-address=" + o.Address.String(),
+		"--secure-port=" + strconv.Itoa(port),
+		"--cert-dir=" + filepath.Join(pki, "apiserver"),
+		"--tls-cert-file=" + servingCert,
+		"--tls-private-key-file=" + servingKey,
+		"--client-ca-file=" + c.CA.File,
 		// Reach kubelets at their node IP: a node name would be looked up
 		// in this machine's DNS, outside the machine.
 		"--kubelet-preferred-address-types=InternalIP",
-		"--kubelet-certificate-authority="+c.CA.File,
-		"--kubelet-client-certificate="+kubeletCert,
-		"--kubelet-client-key="+kubeletKey,
-		"--service-cluster-ip-range="+o.ServiceCIDR,
+		"--kubelet-certificate-authority=" + c.CA.File,
+		"--kubelet-client-certificate=" + kubeletCert,
+		"--kubelet-client-key=" + kubeletKey,
+		"--service-cluster-ip-range=" + o.ServiceCIDR,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+saPub,
-		"--service-account-signing-key-file="+c.ServiceAccountKey,
+		"--service-account-key-file=" + saPub,
+		"--service-account-signing-key-file=" + c.ServiceAccountKey,
 		"--authorization-mode=Node,RBAC",
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
 		// Webhooks and aggregated APIs are called at their Service's
 		// cluster IP, which kube-proxy routes on the node.
 		"--enable-aggregator-routing=false",
-	)
+	}
+	if o.Address.IsLoopback() {
+		// No node, no in-cluster client: the "kubernetes" Service needs
+		// no endpoint (and a loopback one is refused).
+		args = append(args, "--endpoint-reconciler-type=none")
+	}
+	cmd := exec.Command(filepath.Join(o.Assets, "kube-apiserver"), args...)
 	p, err := StartProcess("kube-apiserver", cmd, filepath.Join(o.Dir, "kube-apiserver.log"))
 	if err != nil {
 		return err

@@ -159,19 +159,28 @@ func (h *Host) Close(ctx context.Context) error {
 // restoreStaleHost restores the sysctls a killed run recorded in
 // hostStateFile.
 func restoreStaleHost() error {
-	b, err := os.ReadFile(hostStateFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
 	var before HostState
-	if err := json.Unmarshal(b, &before); err != nil {
-		return fmt.Errorf("%s: %w", hostStateFile, err)
+	if found, err := readStateFile(hostStateFile, &before); !found || err != nil {
+		return err
 	}
 	if _, err := RestoreSysctls(&before); err != nil {
 		return err
 	}
 	return os.Remove(hostStateFile)
+}
+
+// readStateFile reads the JSON a run left in path into v; found is false
+// when there is none.
+func readStateFile(path string, v any) (found bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return true, nil
 }

@@ -3,7 +3,6 @@ package framework
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -211,16 +210,9 @@ func removeCgroupRoot() error {
 // stop it: it kills the processes staleStateFile records (if they are
 // still the node's), and removes what cleanNode removes.
 func CleanStaleNode(ctx context.Context, logf func(string, ...any)) error {
-	b, err := os.ReadFile(staleStateFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
 	var r nodeRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("%s: %w", staleStateFile, err)
+	if found, err := readStateFile(staleStateFile, &r); !found || err != nil {
+		return err
 	}
 	logf("a test node of an earlier run was not stopped (%s): cleaning it", staleStateFile)
 	for _, pid := range r.Pids {

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -142,25 +144,51 @@ func (k *PlayedKubelet) WaitStarted(ctx context.Context, c *Container) (time.Dur
 	if probe == nil {
 		probe = c.Spec.ReadinessProbe
 	}
-	u, err := ProbeURL(c.Spec, probe, c.Ports)
+	check, what, err := k.prober(c, probe)
 	if err != nil {
 		return 0, err
 	}
-	hc := k.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 2 * time.Second}
-	}
 	start := time.Now()
-	err = Wait(ctx, fmt.Sprintf("the startup probe of container %s (GET %s)", c.Spec.Name, u), func(ctx context.Context) (bool, string, error) {
+	err = Wait(ctx, fmt.Sprintf("the startup probe of container %s (%s)", c.Spec.Name, what), func(ctx context.Context) (bool, string, error) {
 		if exited, err := c.Exited(); exited {
 			return false, "", fmt.Errorf("container %s exited: %v", c.Spec.Name, err)
 		}
-		return httpOK(ctx, hc, u)
+		return check(ctx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("%w\nlog of container %s (%s):\n%s", err, c.Spec.Name, c.LogPath, c.Log(40))
 	}
 	return time.Since(start), nil
+}
+
+// prober returns a Wait check that runs probe as the kubelet would: an
+// httpGet on the container's mapped port, or an exec of the image's
+// entrypoint (the local executable that stands for it, whose base name
+// the command's first word must have) with the container's environment.
+func (k *PlayedKubelet) prober(c *Container, probe *corev1.Probe) (func(context.Context) (bool, string, error), string, error) {
+	if probe != nil && probe.Exec != nil {
+		cmd := probe.Exec.Command
+		if len(cmd) == 0 || path.Base(cmd[0]) != filepath.Base(c.Command.Path) {
+			return nil, "", fmt.Errorf("container %q: exec probe %q runs no image entrypoint this machine has (%s)", c.Spec.Name, cmd, c.Command.Path)
+		}
+		return func(ctx context.Context) (bool, string, error) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			ec := exec.CommandContext(ctx, c.Command.Path, cmd[1:]...)
+			ec.Env = c.Command.Env
+			out, err := ec.CombinedOutput()
+			return err == nil, strings.TrimSpace(string(out)), nil
+		}, "exec " + strings.Join(cmd, " "), nil
+	}
+	u, err := ProbeURL(c.Spec, probe, c.Ports)
+	if err != nil {
+		return nil, "", err
+	}
+	hc := k.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 2 * time.Second}
+	}
+	return func(ctx context.Context) (bool, string, error) { return httpOK(ctx, hc, u) }, "GET " + u, nil
 }
 
 // PrepareVolumes fills a directory under root for each volume that
@@ -215,8 +243,12 @@ func (k *PlayedKubelet) prepareVolumes(ctx context.Context, pod *corev1.Pod, c *
 					err = k.writeConfigMap(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, dir)
 				case src.Secret != nil:
 					err = k.writeSecret(ctx, pod.Namespace, src.Secret.Name, src.Secret.Items, src.Secret.Optional, dir)
+				case src.DownwardAPI != nil:
+					// kube-api-access, which the ServiceAccount admission
+					// plugin adds to every container, has the namespace.
+					err = writeDownwardAPI(pod, src.DownwardAPI.Items, dir)
 				default:
-					err = fmt.Errorf("a projected source other than serviceAccountToken, configMap and secret is not supported locally")
+					err = fmt.Errorf("a projected source other than serviceAccountToken, configMap, secret and downwardAPI is not supported locally")
 				}
 				if err != nil {
 					break
@@ -315,6 +347,23 @@ func writeItems(what string, data map[string][]byte, items []corev1.KeyToPath, d
 			return err
 		}
 		if err := os.WriteFile(p, v, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeDownwardAPI writes the fieldRef items of a downwardAPI projection.
+func writeDownwardAPI(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, dir string) error {
+	for _, it := range items {
+		if it.FieldRef == nil {
+			return fmt.Errorf("downwardAPI item %q: only fieldRef is supported locally", it.Path)
+		}
+		v, err := fieldValue(pod, it.FieldRef.FieldPath)
+		if err != nil {
+			return fmt.Errorf("downwardAPI item %q: %w", it.Path, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, it.Path), []byte(v), 0o644); err != nil {
 			return err
 		}
 	}
