@@ -485,11 +485,11 @@ func (m *Manager) install(c *credential) error {
 		m.keyGen++
 	}
 	c.keyGen = m.keyGen
-	if err := m.write(fileWrite{KeyFileName, c.keyPEM, m.opts.KeyFileMode}, fileWrite{CertFileName, c.chainPEM, CertFileMode}); err != nil {
+	if err := m.write(fileWrite{Name: KeyFileName, Data: c.keyPEM, Perm: m.opts.KeyFileMode}, fileWrite{Name: CertFileName, Data: c.chainPEM, Perm: CertFileMode}); err != nil {
 		return err
 	}
 	if c.caPEM != nil {
-		if err := m.write(fileWrite{CAFileName, c.caPEM, CertFileMode}); err != nil {
+		if err := m.write(fileWrite{Name: CAFileName, Data: c.caPEM, Perm: CertFileMode}); err != nil {
 			// The certificate and key are in place; the CA bundle is
 			// rarely new. Log and go on.
 			m.log.Error(err, "writing the CA bundle")
@@ -506,7 +506,7 @@ func (m *Manager) install(c *credential) error {
 func (m *Manager) write(files ...fileWrite) error {
 	var changed []fileWrite
 	for _, f := range files {
-		if !bytes.Equal(m.written[f.name], f.data) {
+		if !bytes.Equal(m.written[f.Name], f.Data) {
 			changed = append(changed, f)
 		}
 	}
@@ -516,13 +516,13 @@ func (m *Manager) write(files ...fileWrite) error {
 	err := writeFilesAtomic(m.opts.IdentityDir, changed...)
 	for _, f := range changed {
 		if err == nil {
-			m.written[f.name] = bytes.Clone(f.data)
+			m.written[f.Name] = bytes.Clone(f.Data)
 			continue
 		}
 		// A failed rename leaves the files before it new: remember what
 		// is on disk.
-		if b, rerr := os.ReadFile(filepath.Join(m.opts.IdentityDir, f.name)); rerr == nil {
-			m.written[f.name] = b
+		if b, rerr := os.ReadFile(filepath.Join(m.opts.IdentityDir, f.Name)); rerr == nil {
+			m.written[f.Name] = b
 		}
 	}
 	return err

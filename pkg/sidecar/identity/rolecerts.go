@@ -124,7 +124,7 @@ func (m *Manager) fetchRole(ctx context.Context, c *credential, r *roleCert) err
 	if !publicKeysEqual(certs[0].PublicKey, c.key.Public()) {
 		return fmt.Errorf("role certificate %s from ZTS is not for the identity key", r.target)
 	}
-	if err := m.write(fileWrite{r.file, encodeCerts(certs), CertFileMode}); err != nil {
+	if err := m.write(fileWrite{Name: r.file, Data: encodeCerts(certs), Perm: CertFileMode}); err != nil {
 		return err
 	}
 	valid := m.ztsValidity(started, received)(certs[0])
