@@ -135,6 +135,16 @@ type Config struct {
 	// "*.domain") the proxy may send tokens to (ATHENZ_PROXY_ALLOWED_HOSTS).
 	// Empty: every host.
 	ProxyAllowedHosts []string
+	// ProxyTLSHosts lists the upstream hosts, in the syntax of
+	// ProxyAllowedHosts plus "*" and "*:port", that the proxy calls over
+	// TLS when the app sends an http:// request (ATHENZ_PROXY_TLS_HOSTS).
+	// Empty: none; an app can still ask per request (Athenz-Upstream-TLS).
+	ProxyTLSHosts []string
+	// ProxyTLSCA lists the CAs the proxy trusts for upstream certificates
+	// (ATHENZ_PROXY_TLS_CA): CASystem, CAZTS, CAIdentity, or absolute
+	// paths of PEM bundles, reloaded when they change. Empty:
+	// DefaultProxyTLSCA.
+	ProxyTLSCA []string
 	// ProxyNTokenListen and ProxyRoleTokenListen are optional addresses of
 	// proxies that serve only one kind of token (ATHENZ_PROXY_NTOKEN_LISTEN,
 	// ATHENZ_PROXY_ROLETOKEN_LISTEN).
@@ -365,6 +375,14 @@ var envVars = []envVar{
 		c.ProxyAllowedHosts, err = parseHostList(v)
 		return err
 	}},
+	{"ATHENZ_PROXY_TLS_HOSTS", func(c *Config, v string) (err error) {
+		c.ProxyTLSHosts, err = parseHostList(v)
+		return err
+	}},
+	{"ATHENZ_PROXY_TLS_CA", func(c *Config, v string) (err error) {
+		c.ProxyTLSCA, err = parseCAList(v)
+		return err
+	}},
 	{"ATHENZ_PROXY_NTOKEN_LISTEN", str(func(c *Config) *string { return &c.ProxyNTokenListen })},
 	{"ATHENZ_PROXY_ROLETOKEN_LISTEN", str(func(c *Config) *string { return &c.ProxyRoleTokenListen })},
 	{"ATHENZ_KEY_FILE_CERT", func(c *Config, v string) error {
@@ -490,6 +508,9 @@ func (c Config) withDefaults() Config {
 	c.IdleTimeout = tokens.PositiveOr(c.IdleTimeout, DefaultIdleTimeout)
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
+	}
+	if len(c.ProxyTLSCA) == 0 {
+		c.ProxyTLSCA, _ = parseCAList(DefaultProxyTLSCA)
 	}
 	if c.Clock == nil {
 		c.Clock = tokens.RealClock{}

@@ -20,7 +20,9 @@ type handler struct {
 	cache    *tokens.Cache
 	identity Identity
 	clock    tokens.Clock
-	hosts    hostMatcher
+	hosts    hostMatcher // ATHENZ_PROXY_ALLOWED_HOSTS
+	tlsHosts hostMatcher // ATHENZ_PROXY_TLS_HOSTS
+	origin   *originator // nil: no TLS origination (tests)
 	reverse  *httputil.ReverseProxy
 	ready    *readiness
 	metrics  *metrics
@@ -42,10 +44,24 @@ func timeoutsOf(cfg Config) timeouts {
 	return timeouts{proxy: cfg.ProxyTimeout, proxyDial: cfg.ProxyDialTimeout, read: cfg.ReadTimeout}
 }
 
-func newHandler(log logr.Logger, cache *tokens.Cache, id Identity, clock tokens.Clock, hosts hostMatcher, ready *readiness, m *metrics, t timeouts) *handler {
+// upstreamOptions are the proxy's settings about upstreams.
+type upstreamOptions struct {
+	allowed, tls hostMatcher
+	// roots are the CAs trusted for upstreams; nil: no TLS origination.
+	roots     *tlsRoots
+	roleCerts []tokens.Target
+}
+
+func newHandler(log logr.Logger, cache *tokens.Cache, id Identity, clock tokens.Clock, up upstreamOptions, ready *readiness, m *metrics, t timeouts) *handler {
+	transport := newUpstreamTransports(t, up.roots, up.roleCerts)
+	rootsDesc := ""
+	if up.roots != nil {
+		rootsDesc = up.roots.desc
+	}
 	return &handler{
-		log: log, cache: cache, identity: id, clock: clock, hosts: hosts, ready: ready, metrics: m, timeouts: t,
-		reverse:    newReverseProxy(log, t),
+		log: log, cache: cache, identity: id, clock: clock, hosts: up.allowed, tlsHosts: up.tls, origin: transport.origin,
+		ready: ready, metrics: m, timeouts: t,
+		reverse:    newReverseProxy(log, t, transport, rootsDesc),
 		scratch:    sync.Pool{New: func() any { return &scratch{buf: *bytes.NewBuffer(make([]byte, 0, 1024))} }},
 		hdrJSON:    []string{"application/json"},
 		hdrNoStore: []string{"no-store"},

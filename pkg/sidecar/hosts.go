@@ -8,8 +8,10 @@ import (
 	"strings"
 )
 
-// parseHostList parses ATHENZ_PROXY_ALLOWED_HOSTS: comma-separated entries
-// "host", "host:port", "[v6]:port" or "*.suffix". Hosts are lower-cased.
+// parseHostList parses a host list (ATHENZ_PROXY_ALLOWED_HOSTS,
+// ATHENZ_PROXY_TLS_HOSTS): comma-separated entries "host", "host:port",
+// "[v6]:port", "*.suffix" (with or without a port), or "*" (every host)
+// and "*:port" (every host on that port). Hosts are lower-cased.
 func parseHostList(list string) ([]string, error) {
 	var out []string
 	for item := range strings.SplitSeq(list, ",") {
@@ -29,6 +31,7 @@ type hostEntry struct {
 	host   string // lower case, without brackets; for a wildcard the suffix with its dot (".example.com")
 	port   string // "" matches any port
 	suffix bool
+	any    bool // "*": every host
 }
 
 func parseHostEntry(s string) (hostEntry, error) {
@@ -43,6 +46,10 @@ func parseHostEntry(s string) (hostEntry, error) {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return hostEntry{}, fmt.Errorf("port %q is not a number from 1 to 65535", port)
 	}
+	if host == "*" {
+		e.any, e.port = true, port
+		return e, nil
+	}
 	if rest, ok := strings.CutPrefix(host, "*."); ok {
 		host, e.suffix = "."+rest, true
 		if rest == "" {
@@ -56,9 +63,10 @@ func parseHostEntry(s string) (hostEntry, error) {
 	return e, nil
 }
 
-// hostMatcher decides which upstream hosts may receive tokens.
+// hostMatcher holds a host list: the upstreams that may receive tokens,
+// or those the proxy speaks TLS to.
 type hostMatcher struct {
-	entries []hostEntry // empty: every host
+	entries []hostEntry
 }
 
 func newHostMatcher(list []string) (hostMatcher, error) {
@@ -66,7 +74,7 @@ func newHostMatcher(list []string) (hostMatcher, error) {
 	for _, s := range list {
 		e, err := parseHostEntry(strings.ToLower(s))
 		if err != nil {
-			return hostMatcher{}, fmt.Errorf("ATHENZ_PROXY_ALLOWED_HOSTS entry %q: %w", s, err)
+			return hostMatcher{}, fmt.Errorf("entry %q: %w", s, err)
 		}
 		m.entries = append(m.entries, e)
 	}
@@ -74,11 +82,14 @@ func newHostMatcher(list []string) (hostMatcher, error) {
 }
 
 // allowed reports whether a request to hostport (a URL's Host) with the
-// given scheme may carry a token.
+// given scheme may carry a token: an empty list allows every host.
 func (m hostMatcher) allowed(scheme, hostport string) bool {
-	if len(m.entries) == 0 {
-		return true
-	}
+	return len(m.entries) == 0 || m.match(scheme, hostport)
+}
+
+// match reports whether hostport (a URL's Host; without a port, the
+// scheme's) is in the list; an empty list matches nothing.
+func (m hostMatcher) match(scheme, hostport string) bool {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		host = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
@@ -91,6 +102,9 @@ func (m hostMatcher) allowed(scheme, hostport string) bool {
 	for _, e := range m.entries {
 		if e.port != "" && e.port != port {
 			continue
+		}
+		if e.any {
+			return true
 		}
 		if e.suffix {
 			if strings.HasSuffix(host, e.host) {

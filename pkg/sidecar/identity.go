@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net/http"
@@ -27,6 +28,14 @@ type Identity interface {
 	// CertificateChainPEM returns the current certificate chain (leaf
 	// first) for GET /svccert, or nil before the first certificate.
 	CertificateChainPEM() []byte
+	// ClientCertificate returns the identity certificate and its key,
+	// valid now, for the proxy to present to upstreams, or why there is
+	// none. The pointer changes with every new certificate. It must be
+	// cheap.
+	ClientCertificate() (*tls.Certificate, error)
+	// RoleCertificate is ClientCertificate for a role certificate of
+	// ATHENZ_ROLE_CERTS.
+	RoleCertificate(t tokens.Target) (*tls.Certificate, error)
 	// CertificateError returns nil when an identity certificate valid now
 	// is in place, else why not (GET /svccert tells the client). It must
 	// be cheap.

@@ -36,19 +36,25 @@ func (k proxyKind) String() string {
 	return "auto"
 }
 
-// proxyAuth is the header the Rewrite adds, passed through the request
-// context from the handler that fetched the token.
-type proxyAuth struct{ header, value string }
+// proxyCall is what the handler decided about one proxied request, passed
+// to the Rewrite and the transport through the request's context: the
+// header to add, and how to reach the upstream.
+type proxyCall struct {
+	authHeader, authValue string
+	// tls, when set, originates TLS with that client certificate.
+	tls *tlsOrigin
+	// hostport is the address to dial; host, when set, replaces the Host
+	// header (an http:// request sent to port 443).
+	hostport, host string
+}
 
-type proxyAuthKey struct{}
+type proxyCallKey struct{}
 
-// newReverseProxy returns the proxy that forwards absolute-form requests.
-// ReverseProxy drops hop-by-hop headers (Connection and what it names,
-// Proxy-Authorization, Proxy-Connection, Keep-Alive, TE, Upgrade unless
-// upgrading); Rewrite adds the token and drops the control headers. An
-// upstream gets to.proxyDial to accept the connection (and finish TLS)
-// and to.proxy to start its answer; either timeout answers the app 504.
-func newReverseProxy(log logr.Logger, to timeouts) *httputil.ReverseProxy {
+// newUpstreamTransports returns the transport of plain upstream requests
+// and the originator of TLS ones, which share their settings: an upstream
+// gets to.proxyDial to accept the connection (and finish TLS) and
+// to.proxy to start its answer; either timeout answers the app 504.
+func newUpstreamTransports(to timeouts, roots *tlsRoots, roleCerts []tokens.Target) upstreamTransport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	// Upstream requests go direct: an HTTP_PROXY in the sidecar's
 	// environment could point back at the sidecar.
@@ -57,31 +63,59 @@ func newReverseProxy(log logr.Logger, to timeouts) *httputil.ReverseProxy {
 	t.DialContext = (&net.Dialer{Timeout: to.proxyDial, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = to.proxyDial
 	t.ResponseHeaderTimeout = to.proxy
+	u := upstreamTransport{plain: t}
+	if roots != nil {
+		u.origin = newOriginator(roots, t, to.proxy, roleCerts)
+	}
+	return u
+}
+
+// newReverseProxy returns the proxy that forwards absolute-form requests
+// over transport. ReverseProxy drops hop-by-hop headers (Connection and
+// what it names, Proxy-Authorization, Proxy-Connection, Keep-Alive, TE,
+// Upgrade unless upgrading); Rewrite adds the token, drops the control
+// headers and points TLS-originated requests at their upstream.
+func newReverseProxy(log logr.Logger, to timeouts, transport upstreamTransport, roots string) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			h := pr.Out.Header
 			h.Del(headerDomain)
 			h.Del(headerRole)
 			h.Del(headerProxyPrincipal)
-			if a, ok := pr.In.Context().Value(proxyAuthKey{}).(proxyAuth); ok {
-				h.Set(a.header, a.value)
+			h.Del(headerUpstreamTLS)
+			h.Del(headerUpstreamRoleCert)
+			call, ok := pr.In.Context().Value(proxyCallKey{}).(*proxyCall)
+			if !ok {
+				return
+			}
+			h.Set(call.authHeader, call.authValue)
+			if call.tls != nil {
+				pr.Out.URL.Scheme = "https"
+				pr.Out.URL.Host = call.hostport
+				if call.host != "" {
+					pr.Out.Host = call.host
+				}
 			}
 		},
-		Transport: t,
+		Transport: transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
 			}
-			writeError(w, r, log, upstreamError(r.URL.Host, err, to))
+			writeError(w, r, log, upstreamError(r.URL.Host, err, to, roots))
 		},
 		ErrorLog: newStdLogger(log),
 	}
 }
 
 // upstreamError is the answer to the app when the upstream failed: 504
-// for a timeout, naming the setting that bounds it, else 502.
-func upstreamError(host string, err error, to timeouts) *HTTPError {
+// for a timeout, naming the setting that bounds it, else 502; a TLS
+// failure says what was wrong with the upstream's certificate.
+func upstreamError(host string, err error, to timeouts, roots string) *HTTPError {
 	cause := unwrapURLError(err)
+	if msg, ok := tlsFailure(err, roots); ok {
+		return &HTTPError{Code: http.StatusBadGateway, Msg: fmt.Sprintf("upstream %s over TLS: %s", host, msg), Err: cause}
+	}
 	ne, ok := errors.AsType[net.Error](err)
 	if !ok || !ne.Timeout() {
 		return &HTTPError{Code: http.StatusBadGateway, Msg: fmt.Sprintf("upstream %s: %v", host, cause), Err: cause}
@@ -115,8 +149,22 @@ func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) 
 	if r.URL.Host == "" {
 		return httpErrorf(http.StatusBadRequest, "proxy: request URL has no host")
 	}
-	if !h.hosts.allowed(r.URL.Scheme, r.URL.Host) {
-		return httpErrorf(http.StatusForbidden, "proxy: upstream %q is not in ATHENZ_PROXY_ALLOWED_HOSTS; no token was sent", truncate(r.URL.Host))
+	originate, role, hostport, host, err := h.tlsRequest(r)
+	if err != nil {
+		return err
+	}
+	scheme := r.URL.Scheme
+	if originate {
+		scheme = "https"
+	}
+	if !h.hosts.allowed(scheme, hostport) {
+		return httpErrorf(http.StatusForbidden, "proxy: upstream %q is not in ATHENZ_PROXY_ALLOWED_HOSTS; no token was sent", truncate(hostport))
+	}
+	call := &proxyCall{hostport: hostport, host: host}
+	if originate {
+		if call.tls, err = h.clientCertificate(role); err != nil {
+			return err
+		}
 	}
 	_, hasDomain := r.Header[headerDomain]
 	_, hasRole := r.Header[headerRole]
@@ -127,7 +175,6 @@ func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) 
 			kind = proxyRoleToken
 		}
 	}
-	var auth proxyAuth
 	switch kind {
 	case proxyNToken:
 		if hasDomain {
@@ -142,7 +189,7 @@ func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) 
 			return err
 		}
 		outcome = tokens.OutcomeHit
-		auth = proxyAuth{header: headerPrincipalAuth, value: tok}
+		call.authHeader, call.authValue = headerPrincipalAuth, tok
 	case proxyRoleToken:
 		if !hasDomain {
 			return httpErrorf(http.StatusBadRequest, "proxy: header %s is required for a role token (with %s and optionally %s)", headerDomain, headerRole, headerProxyPrincipal)
@@ -156,9 +203,9 @@ func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) 
 		if err != nil {
 			return err
 		}
-		auth = proxyAuth{header: headerRoleAuth, value: tok.Value}
+		call.authHeader, call.authValue = headerRoleAuth, tok.Value
 	}
-	h.reverse.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyAuthKey{}, auth)))
+	h.reverse.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyCallKey{}, call)))
 	return nil
 }
 
@@ -191,5 +238,5 @@ func proxyHowTo(r *http.Request) error {
 // header.
 func errConnect() error {
 	return &HTTPError{Code: http.StatusMethodNotAllowed, Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-		Msg: "CONNECT not supported: the proxy adds an Athenz header, which it cannot do inside a TLS tunnel; send the request to the upstream's http:// URL through the proxy, or get a token from /roletoken or /ntoken and call the https:// upstream yourself"}
+		Msg: "CONNECT not supported: the proxy adds an Athenz header, which it cannot do inside a TLS tunnel; send the request to the upstream's http:// URL through the proxy with the header Athenz-Upstream-TLS: true (or list the host in ATHENZ_PROXY_TLS_HOSTS): the sidecar then calls it over TLS with the Pod's certificate"}
 }

@@ -94,6 +94,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	skew := tokens.NewClockSkew(log.WithName("clock"))
 	s.metrics.skew = skew
 	idOpts := IdentityOptions{Logger: log.WithName("identity"), Clock: cfg.Clock, Skew: skew}
+	var devCA []byte // dev mode's fake ZTS CA, standing for ATHENZ_ZTS_CA_FILE
 	if cfg.Dev {
 		d, err := startDev(&cfg, log)
 		if err != nil {
@@ -101,6 +102,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		}
 		s.closeDev = d.close
 		idOpts.RootCAs, idOpts.KeyPEM = d.zts.CAPool(), d.keyPEM
+		devCA = d.zts.CACertPEM()
 	}
 	ztsURL, err := url.Parse(cfg.ZTSURL)
 	if err != nil {
@@ -121,7 +123,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	}
 	s.cache = tokens.NewCache(client.Fetch, tokens.CacheOptions{Clock: cfg.Clock})
 	s.metrics.cacheLen, s.metrics.refreshes, s.metrics.identity = s.cache.Len, s.cache.Refreshes, id.Status
-	hosts, err := newHostMatcher(cfg.ProxyAllowedHosts)
+	up, err := upstreamOptionsOf(cfg, devCA)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +133,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	}
 	ready := newReadiness(s.identity, items, s.cache, cfg.Clock, log.WithName("readiness"))
 	s.metrics.ready = ready
-	s.handler = newHandler(log, s.cache, s.identity, cfg.Clock, hosts, ready, s.metrics, timeoutsOf(cfg))
+	s.handler = newHandler(log, s.cache, s.identity, cfg.Clock, up, ready, s.metrics, timeoutsOf(cfg))
 	if err := s.listen(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -20,6 +22,12 @@ func (stubIdentity) Ready() error                  { return nil }
 func (stubIdentity) CertificateError() error       { return nil }
 func (stubIdentity) CertificateChainPEM() []byte   { return nil }
 func (stubIdentity) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (stubIdentity) ClientCertificate() (*tls.Certificate, error) {
+	return nil, errors.New("stub identity: no certificate")
+}
+func (stubIdentity) RoleCertificate(tokens.Target) (*tls.Certificate, error) {
+	return nil, errors.New("stub identity: no role certificate")
+}
 
 type stubNToken struct{}
 
@@ -40,7 +48,7 @@ func stubHandler(tb testing.TB) *handler {
 	}, tokens.CacheOptions{})
 	tb.Cleanup(cache.Close)
 	id := stubIdentity{}
-	return newHandler(logr.Discard(), cache, id, tokens.RealClock{}, hostMatcher{},
+	return newHandler(logr.Discard(), cache, id, tokens.RealClock{}, upstreamOptions{},
 		newReadiness(id, nil, cache, tokens.RealClock{}, logr.Discard()), newMetrics(tokens.RealClock{}), timeoutsOf(Config{}))
 }
 

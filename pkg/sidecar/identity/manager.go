@@ -178,6 +178,24 @@ func (m *Manager) CertificateChainPEM() []byte {
 	return bytes.Clone(c.chainPEM)
 }
 
+// ClientCertificate returns the identity certificate with its key, for
+// a TLS client that presents the Pod's identity to a peer other than ZTS
+// (the proxy's TLS origination), or why there is none valid now. The
+// pointer changes with every new certificate, so a caller that keeps
+// connections can tell when to start new ones.
+func (m *Manager) ClientCertificate() (*tls.Certificate, error) {
+	for range 2 {
+		if c := m.cur.Load(); c.validAt(m.clock.Now()) {
+			return c.tls, nil
+		}
+		if err := m.CertificateError(); err != nil {
+			return nil, err
+		}
+		// A certificate came in between: take it.
+	}
+	return nil, errors.New("no identity certificate valid now")
+}
+
 // CertificateError returns nil when an identity certificate valid now is
 // in place, else why not, with the last attempt's error. It is cheap.
 func (m *Manager) CertificateError() error {

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ type roleCert struct {
 	file   string // name in the identity directory
 
 	cert     *x509.Certificate // nil until the first
+	pair     *tls.Certificate  // cert's chain with the identity key, for TLS clients
 	valid    validity          // cert's, on the node's clock
 	keyGen   uint64            // of the identity key the certificate is for
 	dueAt    time.Time
@@ -129,11 +131,40 @@ func (m *Manager) fetchRole(ctx context.Context, c *credential, r *roleCert) err
 	}
 	valid := m.ztsValidity(started, received)(certs[0])
 	due := renewAt(started, valid, m.opts.RefreshFraction, rand.Float64())
+	pair := &tls.Certificate{PrivateKey: c.key, Leaf: certs[0]}
+	for _, rc := range certs {
+		pair.Certificate = append(pair.Certificate, rc.Raw)
+	}
 	m.mu.Lock()
-	r.cert, r.valid, r.keyGen, r.dueAt = certs[0], valid, c.keyGen, due
+	r.cert, r.pair, r.valid, r.keyGen, r.dueAt = certs[0], pair, valid, c.keyGen, due
 	r.failures, r.lastErr = 0, nil
 	m.mu.Unlock()
 	m.log.Info("role certificate in place", "role", r.target.String(), "serial", certs[0].SerialNumber.Text(16),
 		"notafter", certs[0].NotAfter.UTC().Format(time.RFC3339), "renewat", due.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// RoleCertificate returns the role certificate of t (one of
+// Options.RoleCerts) with the identity key, for a TLS client that
+// presents it (the proxy's TLS origination), or why there is none usable
+// now. The pointer changes with every new certificate.
+func (m *Manager) RoleCertificate(t tokens.Target) (*tls.Certificate, error) {
+	c := m.cur.Load()
+	now := m.clock.Now()
+	var keyGen uint64
+	if c != nil {
+		keyGen = c.keyGen
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.roles {
+		if r.target != t {
+			continue
+		}
+		if err := r.ready(now, keyGen); err != nil {
+			return nil, err
+		}
+		return r.pair, nil
+	}
+	return nil, fmt.Errorf("role certificate %s is not in ATHENZ_ROLE_CERTS", t)
 }

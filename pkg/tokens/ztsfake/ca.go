@@ -167,6 +167,14 @@ func (s *Server) IssueIdentity(domain, service string) (certPEM, keyPEM []byte, 
 	return certPEM, pemEncode("EC PRIVATE KEY", keyDER), nil
 }
 
+// IssueServer returns a TLS server certificate for hosts (IP addresses or
+// DNS names) signed by the fake's CA and valid as long as it: for test
+// upstreams that serve with a certificate of ZTS's CA, as Athenz services
+// serving with their own identity do.
+func (s *Server) IssueServer(hosts ...string) (tls.Certificate, error) {
+	return s.ca.serverCert(hosts)
+}
+
 // TLSClientConfig returns a TLS configuration that trusts the fake's CA
 // and, if certPEM and keyPEM are given, presents that client certificate.
 func (s *Server) TLSClientConfig(certPEM, keyPEM []byte) (*tls.Config, error) {
