@@ -131,6 +131,12 @@ type Config struct {
 	// PrefetchRoleTokens is the same for role tokens
 	// (ATHENZ_PREFETCH_ROLE_TOKENS).
 	PrefetchRoleTokens []tokens.Target
+	// TokenFiles lists tokens kept as files under IdentityDir/tokens for
+	// apps that read files (ATHENZ_TOKEN_FILES,
+	// "accesstoken:<domain>:role.<role>,roletoken:<domain>:role.<role>").
+	// They are fetched before the sidecar reports ready and refreshed
+	// with the cache's schedule.
+	TokenFiles []TokenFile
 	// ProxyAllowedHosts lists the upstream hosts ("host", "host:port" or
 	// "*.domain") the proxy may send tokens to (ATHENZ_PROXY_ALLOWED_HOSTS).
 	// Empty: every host.
@@ -369,6 +375,10 @@ var envVars = []envVar{
 	}},
 	{"ATHENZ_PREFETCH_ROLE_TOKENS", func(c *Config, v string) (err error) {
 		c.PrefetchRoleTokens, err = tokens.ParseTargets(v)
+		return err
+	}},
+	{"ATHENZ_TOKEN_FILES", func(c *Config, v string) (err error) {
+		c.TokenFiles, err = ParseTokenFiles(v)
 		return err
 	}},
 	{"ATHENZ_PROXY_ALLOWED_HOSTS", func(c *Config, v string) (err error) {

@@ -187,6 +187,7 @@ func builtInTimings() map[string]any {
 		"files mode poll":              identity.DefaultPollInterval,
 		"prefetch retry, first":        prefetchRetryMin,
 		"prefetch retry, longest":      prefetchRetryMax,
+		"token files poll":             tokenFilesPoll,
 		"`--mode=init` bound":          DefaultInitTimeout,
 	}
 }

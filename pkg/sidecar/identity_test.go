@@ -201,18 +201,21 @@ func TestKeyFileUnregisteredKey(t *testing.T) {
 // token.
 func TestInitMode(t *testing.T) {
 	tests := []struct {
-		name     string
-		prefetch string
-		wantErr  string
+		name       string
+		prefetch   string
+		tokenFiles string
+		wantErr    string
 	}{
 		{name: "identity and tokens", prefetch: "prov:role.reader"},
 		{name: "refused token", prefetch: "prov:role.admin", wantErr: "access token prov:role.admin"},
+		{name: "token files", prefetch: "prov:role.reader", tokenFiles: "roletoken:prov:role.reader"},
+		{name: "refused token file", prefetch: "prov:role.reader", tokenFiles: "accesstoken:prov:role.admin", wantErr: "token file accesstoken:prov:role.admin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			zts := newZTS(t)
 			env, dir := copperArgosEnv(t, zts)
-			cfg, err := ConfigFromEnv(append(env, "ATHENZ_PREFETCH="+tt.prefetch))
+			cfg, err := ConfigFromEnv(append(env, "ATHENZ_PREFETCH="+tt.prefetch, "ATHENZ_TOKEN_FILES="+tt.tokenFiles))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,6 +232,11 @@ func TestInitMode(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(dir, "service.cert.pem")); err != nil {
 				t.Errorf("after init: %v", err)
+			}
+			if tt.tokenFiles != "" {
+				if b, err := os.ReadFile(filepath.Join(dir, "tokens/prov/reader.roletoken")); err != nil || !strings.HasPrefix(string(b), "v=Z1;d=prov;r=reader;") {
+					t.Errorf("after init, tokens/prov/reader.roletoken = %q (%v), want the role token", b, err)
+				}
 			}
 		})
 	}

@@ -17,9 +17,10 @@ const DefaultInitTimeout = 5 * time.Minute
 
 // RunInit is --mode=init, for clusters without native sidecars: it gets the
 // identity once (writing the certificate, key and CA to the identity
-// directory) and fetches every prefetch token once, so that a Pod whose
-// identity or tokens cannot be had fails in its init container with the
-// reason, before the app starts. It returns nil when all of that worked.
+// directory), fetches every prefetch token once and writes the token
+// files, so that a Pod whose identity or tokens cannot be had fails in its
+// init container with the reason, before the app starts. It returns nil
+// when all of that worked.
 func RunInit(ctx context.Context, cfg Config, log logr.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -46,7 +47,7 @@ func RunInit(ctx context.Context, cfg Config, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("ATHENZ_ZTS_URL: %w", err)
 	}
-	items, err := prefetchItems(cfg.Prefetch, cfg.PrefetchRoleTokens)
+	items, err := prefetchItems(cfg.Prefetch, cfg.PrefetchRoleTokens, nil)
 	if err != nil {
 		return err
 	}
@@ -60,5 +61,15 @@ func RunInit(ctx context.Context, cfg Config, log logr.Logger) error {
 		return fmt.Errorf("prefetching tokens: %w", err)
 	}
 	log.Info("prefetched tokens checked", "count", len(items))
+	if len(cfg.TokenFiles) > 0 {
+		files, err := newTokenFiles(cfg.IdentityDir, cfg.TokenFiles, cfg.tokenFileMode(), nil, cfg.Clock, log.WithName("tokenfiles"))
+		if err != nil {
+			return err
+		}
+		if err := files.writeOnce(ctx, client.Fetch); err != nil {
+			return fmt.Errorf("writing token files: %w", err)
+		}
+		log.Info("token files written", "count", len(cfg.TokenFiles))
+	}
 	return nil
 }

@@ -130,7 +130,7 @@ func (m *metrics) appendTo(b []byte) []byte {
 	w.family(metricIdentityFailures, "counter", "Failed attempts to obtain or renew the identity certificate since the sidecar started.")
 	w.sampleUint(metricIdentityFailures, uint64(st.FailuresTotal))
 
-	w.family(metricReady, "gauge", "1 when the readiness check passes, by check: running (not shutting down), identity (every credential of the identity is valid now), prefetch (every prefetched token is cached and valid now); /readyz is 200 when all are 1.")
+	w.family(metricReady, "gauge", "1 when the readiness check passes, by check: running (not shutting down), identity (every credential of the identity is valid now), prefetch (every prefetched token is cached and valid now), tokenfiles (every token file holds a token valid now); /readyz is 200 when all are 1.")
 	if m.ready != nil {
 		for _, c := range readinessChecks {
 			v := uint64(1)

@@ -195,7 +195,7 @@ func TestMetrics(t *testing.T) {
 		"endpoint": regexp.MustCompile(`^(roletoken|accesstoken|instance_register|instance_refresh|key_refresh|rolecert|other)$`),
 		"code":     regexp.MustCompile(`^([1-5][0-9][0-9]|timeout|tls|connection|canceled|other)$`),
 		"le":       regexp.MustCompile(`^([0-9.]+|\+Inf)$`),
-		"check":    regexp.MustCompile(`^(running|identity|prefetch)$`),
+		"check":    regexp.MustCompile(`^(running|identity|prefetch|tokenfiles)$`),
 	}
 	for name, mf := range fams {
 		for _, m := range mf.GetMetric() {
@@ -353,7 +353,7 @@ func TestReadinessAndSkewMetrics(t *testing.T) {
 	zts := newZTS(t)
 	f := startSidecar(t, zts, []string{"ATHENZ_PREFETCH=secret:role.reader"}, nil)
 	fams, _ := scrape(t, f)
-	for check, want := range map[string]float64{checkRunning: 1, checkIdentity: 1, checkPrefetch: 0} {
+	for check, want := range map[string]float64{checkRunning: 1, checkIdentity: 1, checkPrefetch: 0, checkTokenFiles: 1} {
 		if got, ok := metricValue(fams, metricReady, "check", check); !ok || got != want {
 			t.Errorf("%s{check=%q} = %v (present: %v), want %v", metricReady, check, got, ok, want)
 		}

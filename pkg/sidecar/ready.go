@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,9 +34,10 @@ type prefetchItem struct {
 	name string // "access token prov:role.reader", for messages
 }
 
-// prefetchItems builds the cache keys of the prefetch targets: the keys an
-// app's request with the same domain and role and no other field hits.
-func prefetchItems(access, role []tokens.Target) ([]prefetchItem, error) {
+// prefetchItems builds the cache keys of the prefetch targets and of the
+// token files: the keys an app's request with the same domain and role and
+// no other field hits. A key of both is loaded once.
+func prefetchItems(access, role []tokens.Target, files []TokenFile) ([]prefetchItem, error) {
 	var items []prefetchItem
 	for _, t := range access {
 		k, err := tokens.AccessTokenKey(t.Domain, t.Role, "", 0)
@@ -51,6 +53,15 @@ func prefetchItems(access, role []tokens.Target) ([]prefetchItem, error) {
 		}
 		items = append(items, prefetchItem{key: k, name: "role token " + t.String()})
 	}
+	for _, f := range files {
+		k, err := f.key()
+		if err != nil {
+			return nil, fmt.Errorf("ATHENZ_TOKEN_FILES %s: %w", f, err)
+		}
+		if !slices.ContainsFunc(items, func(it prefetchItem) bool { return it.key == k }) {
+			items = append(items, prefetchItem{key: k, name: "token file " + f.Path()})
+		}
+	}
 	return items, nil
 }
 
@@ -59,19 +70,22 @@ const (
 	checkRunning  = "running"  // not shutting down
 	checkIdentity = "identity" // every credential of the identity is valid now
 	checkPrefetch = "prefetch" // every prefetched token is cached and valid now
+	// checkTokenFiles: every token file holds a token valid now.
+	checkTokenFiles = "tokenfiles"
 )
 
-var readinessChecks = [...]string{checkRunning, checkIdentity, checkPrefetch}
+var readinessChecks = [...]string{checkRunning, checkIdentity, checkPrefetch, checkTokenFiles}
 
 // readiness answers /readyz: every credential the sidecar was configured
-// for is valid now (the identity's, and each prefetched token), and it is
-// not shutting down.
+// for is valid now (the identity's, each prefetched token, each token
+// file), and it is not shutting down.
 type readiness struct {
 	identity Identity
 	items    []prefetchItem
 	cache    *tokens.Cache
 	clock    tokens.Clock
 	log      logr.Logger
+	files    *tokenFiles // nil without ATHENZ_TOKEN_FILES
 
 	mu      sync.Mutex // guards loaded, lastErr and logged
 	loaded  []bool
@@ -115,6 +129,8 @@ func (rd *readiness) checkOne(check string) error {
 			return rd.loading()
 		}
 		return rd.expired()
+	case checkTokenFiles:
+		return rd.files.check()
 	}
 	return nil
 }
@@ -195,6 +211,9 @@ func (rd *readiness) run(ctx context.Context, log logr.Logger) {
 	wg.Wait()
 	if ctx.Err() != nil {
 		return
+	}
+	if rd.files != nil {
+		rd.files.sync() // the files exist before the sidecar reports ready
 	}
 	rd.prefetched.Store(true)
 	log.Info("prefetched tokens loaded", "count", len(rd.items))

@@ -127,11 +127,16 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	if err != nil {
 		return nil, err
 	}
-	items, err := prefetchItems(cfg.Prefetch, cfg.PrefetchRoleTokens)
+	items, err := prefetchItems(cfg.Prefetch, cfg.PrefetchRoleTokens, cfg.TokenFiles)
 	if err != nil {
 		return nil, err
 	}
 	ready := newReadiness(s.identity, items, s.cache, cfg.Clock, log.WithName("readiness"))
+	if len(cfg.TokenFiles) > 0 {
+		if ready.files, err = newTokenFiles(cfg.IdentityDir, cfg.TokenFiles, cfg.tokenFileMode(), s.cache, cfg.Clock, log.WithName("tokenfiles")); err != nil {
+			return nil, err
+		}
+	}
 	s.metrics.ready = ready
 	s.handler = newHandler(log, s.cache, s.identity, cfg.Clock, up, ready, s.metrics, timeoutsOf(cfg))
 	if err := s.listen(); err != nil {
@@ -146,6 +151,9 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 		}
 	})
 	s.tasks.Go(func() { ready.run(s.ctx, log.WithName("prefetch")) })
+	if ready.files != nil {
+		s.tasks.Go(func() { ready.files.run(s.ctx) })
+	}
 	for _, l := range s.listeners {
 		s.tasks.Go(func() {
 			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -157,7 +165,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	log.Info("sidecar serving", "version", version.Version, "api", s.addrs.API, "health", s.addrs.Health, "socket", s.addrs.Socket,
 		"ntokenproxy", s.addrs.NTokenProxy, "roletokenproxy", s.addrs.RoleTokenProxy,
 		"zts", cfg.ZTSURL, "identitymode", string(cfg.EffectiveIdentityMode()),
-		"domain", cfg.Domain, "service", cfg.Service, "prefetch", len(items))
+		"domain", cfg.Domain, "service", cfg.Service, "prefetch", len(items), "tokenfiles", len(cfg.TokenFiles))
 	return s, nil
 }
 

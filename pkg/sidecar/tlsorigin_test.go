@@ -269,7 +269,9 @@ func TestProxyTLSUpstreamVerified(t *testing.T) {
 	trusted, untrusted := newTestCA(t), newTestCA(t)
 	caFile := writeFile(t, t.TempDir(), "upstream-ca.pem", trusted.pem)
 	now := time.Now()
-	valid := func(hosts ...string) tls.Certificate { return trusted.server(t, now.Add(-time.Hour), now.Add(time.Hour), hosts...) }
+	valid := func(hosts ...string) tls.Certificate {
+		return trusted.server(t, now.Add(-time.Hour), now.Add(time.Hour), hosts...)
+	}
 	tests := []struct {
 		name      string
 		cert      tls.Certificate

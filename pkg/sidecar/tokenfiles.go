@@ -1,0 +1,278 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar/atomicfile"
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar/identity"
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+)
+
+// TokenFilesDir is the directory of the token files under the identity
+// directory: <identity dir>/tokens/<domain>/<role>.<kind>.
+const TokenFilesDir = "tokens"
+
+// tokenFilesPoll is how often the token files are compared with the
+// cache, which refreshes their tokens ahead of expiry on its schedule; a
+// new token reaches its file within this.
+const tokenFilesPoll = time.Second
+
+// TokenFile is one token of ATHENZ_TOKEN_FILES, kept as a file for apps
+// that read files rather than call the token API.
+type TokenFile struct {
+	// Kind is tokens.KindAccessToken or tokens.KindRoleToken.
+	Kind tokens.Kind
+	// Target has a role: a file holds the token of one role.
+	Target tokens.Target
+}
+
+// String returns the file's entry as ATHENZ_TOKEN_FILES writes it:
+// "accesstoken:<domain>:role.<role>".
+func (f TokenFile) String() string { return f.Kind.String() + ":" + f.Target.String() }
+
+// Path returns the file's path relative to the identity directory,
+// tokens/<domain>/<role>.<kind>; its JSON companion is Path()+".json".
+func (f TokenFile) Path() string {
+	return filepath.Join(TokenFilesDir, f.Target.Domain, f.Target.Role+"."+f.Kind.String())
+}
+
+// key is the cache key of the file's token: the key of an API request for
+// the same domain and role with no other field, so that both share it.
+func (f TokenFile) key() (tokens.Key, error) {
+	if f.Kind == tokens.KindRoleToken {
+		return tokens.RoleTokenKey(f.Target.Domain, f.Target.Role, "", 0, 0)
+	}
+	return tokens.AccessTokenKey(f.Target.Domain, f.Target.Role, "", 0)
+}
+
+// ParseTokenFiles parses ATHENZ_TOKEN_FILES: comma-separated entries
+// "accesstoken:<domain>:role.<role>" or "roletoken:<domain>:role.<role>".
+// Duplicates are dropped, order is kept.
+func ParseTokenFiles(list string) ([]TokenFile, error) {
+	var out []TokenFile
+	seen := map[TokenFile]bool{}
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		kind, target, ok := strings.Cut(item, ":")
+		var f TokenFile
+		switch kind {
+		case tokens.KindAccessToken.String():
+			f.Kind = tokens.KindAccessToken
+		case tokens.KindRoleToken.String():
+			f.Kind = tokens.KindRoleToken
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, fmt.Errorf("entry %q: want accesstoken:<domain>:role.<role> or roletoken:<domain>:role.<role>", truncate(item))
+		}
+		t, err := tokens.ParseTarget(target)
+		if err != nil {
+			return nil, fmt.Errorf("entry %q: %w", truncate(item), err)
+		}
+		if t.Role == "" {
+			return nil, fmt.Errorf("entry %q: a token file holds the token of one role: want %s:%s:role.<role>", truncate(item), kind, t.Domain)
+		}
+		f.Target = t
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// tokenFileMeta is the JSON companion of a token file, written right
+// after it: an app can watch it for a new token, and read the expiry
+// without parsing the token.
+type tokenFileMeta struct {
+	Type   string `json:"type"`
+	Domain string `json:"domain"`
+	Role   string `json:"role"`
+	// ExpiryTime is when the token expires, in unix seconds, on the node's
+	// clock (as the API's expiryTime).
+	ExpiryTime int64 `json:"expiry_time"`
+	// UpdatedTime is when the file was written, in unix seconds.
+	UpdatedTime int64 `json:"updated_time"`
+}
+
+// tokenFiles keeps the tokens of ATHENZ_TOKEN_FILES as files: it writes a
+// file whenever the cache (where the tokens are pinned, and refreshed
+// ahead of expiry on the cache's schedule) holds a newer token than the
+// file, atomically, token first and its JSON companion right after.
+// Files are never removed: after a sidecar restart apps keep reading the
+// last tokens, valid until they expire, while the new process fetches
+// new ones.
+type tokenFiles struct {
+	identityDir string
+	perm        fs.FileMode
+	cache       *tokens.Cache
+	clock       tokens.Clock
+	log         logr.Logger
+	files       []*tokenFileState
+
+	wake chan struct{}
+}
+
+// tokenFileState is one file and what was last written to it. Fields
+// after mu are guarded by it.
+type tokenFileState struct {
+	spec TokenFile
+	key  tokens.Key
+
+	mu      sync.Mutex
+	value   string    // the token written; "" before the first
+	expiry  time.Time // of the token written
+	lastErr error     // of the last write
+}
+
+// newTokenFiles prepares the directories of files under identityDir and
+// removes what a process stopped half-way through a write left there.
+func newTokenFiles(identityDir string, files []TokenFile, perm fs.FileMode, cache *tokens.Cache, clock tokens.Clock, log logr.Logger) (*tokenFiles, error) {
+	tf := &tokenFiles{identityDir: identityDir, perm: perm, cache: cache, clock: clock, log: log, wake: make(chan struct{}, 1)}
+	for _, f := range files {
+		k, err := f.key()
+		if err != nil {
+			return nil, fmt.Errorf("ATHENZ_TOKEN_FILES %s: %w", f, err)
+		}
+		dir := filepath.Dir(filepath.Join(identityDir, f.Path()))
+		// Directories are listable by everyone: the names say which roles
+		// the Pod reads, not the tokens, which have the files' mode.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("ATHENZ_TOKEN_FILES %s: %w", f, err)
+		}
+		atomicfile.RemoveTemps(dir, "."+f.Kind.String())
+		tf.files = append(tf.files, &tokenFileState{spec: f, key: k})
+	}
+	return tf, nil
+}
+
+// run writes new tokens to their files until ctx ends: at once when
+// poked (the prefetch loaded them), and every tokenFilesPoll.
+func (tf *tokenFiles) run(ctx context.Context) {
+	t := time.NewTicker(tokenFilesPoll)
+	defer t.Stop()
+	for {
+		tf.sync()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-tf.wake:
+		}
+	}
+}
+
+// poke asks run to look at the cache now.
+func (tf *tokenFiles) poke() {
+	select {
+	case tf.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sync writes every file whose token in the cache is newer than the one
+// written.
+func (tf *tokenFiles) sync() {
+	now := tf.clock.Now()
+	for _, st := range tf.files {
+		tok, ok := tf.cache.Lookup(st.key)
+		st.mu.Lock()
+		stale := ok && tok.Value != st.value && tok.Expiry.After(now)
+		st.mu.Unlock()
+		if stale {
+			tf.write(st, tok)
+		}
+	}
+}
+
+// write writes tok to st's file, then the JSON companion.
+func (tf *tokenFiles) write(st *tokenFileState, tok tokens.Token) {
+	path := filepath.Join(tf.identityDir, st.spec.Path())
+	meta, err := json.Marshal(tokenFileMeta{
+		Type: st.spec.Kind.String(), Domain: st.spec.Target.Domain, Role: st.spec.Target.Role,
+		ExpiryTime: tok.Expiry.Unix(), UpdatedTime: tf.clock.Now().Unix(),
+	})
+	if err == nil {
+		name := filepath.Base(path)
+		err = atomicfile.Write(filepath.Dir(path),
+			atomicfile.File{Name: name, Data: []byte(tok.Value), Perm: tf.perm},
+			atomicfile.File{Name: name + ".json", Data: append(meta, '\n'), Perm: tf.perm})
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err != nil {
+		if st.lastErr == nil || st.lastErr.Error() != err.Error() {
+			tf.log.Error(err, "writing token file", "file", path)
+		}
+		st.lastErr = err
+		return
+	}
+	st.value, st.expiry, st.lastErr = tok.Value, tok.Expiry, nil
+	tf.log.V(1).Info("token file written", "file", path, "expiry", tok.Expiry.UTC().Format(time.RFC3339))
+}
+
+// check returns nil when every file holds a token valid now (with more
+// than tokens.MinServeRemaining left), else which do not and why.
+func (tf *tokenFiles) check() error {
+	if tf == nil {
+		return nil
+	}
+	now := tf.clock.Now()
+	var bad []string
+	for _, st := range tf.files {
+		st.mu.Lock()
+		switch {
+		case st.lastErr != nil:
+			bad = append(bad, fmt.Sprintf("%s (%v)", st.spec.Path(), st.lastErr))
+		case st.value == "":
+			bad = append(bad, st.spec.Path()+" (not written yet)")
+		case st.expiry.Sub(now) <= tokens.MinServeRemaining:
+			bad = append(bad, st.spec.Path()+" (its token expired, refreshes failing)")
+		}
+		st.mu.Unlock()
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d token files not valid: %s", len(bad), len(tf.files), strings.Join(bad, "; "))
+}
+
+// writeOnce fetches every token with fetch and writes its file, for
+// --mode=init; it returns the failures joined.
+func (tf *tokenFiles) writeOnce(ctx context.Context, fetch tokens.FetchFunc) error {
+	var errs []error
+	for _, st := range tf.files {
+		tok, err := fetch(ctx, st.key)
+		if err == nil {
+			tf.write(st, tok)
+			st.mu.Lock()
+			err = st.lastErr
+			st.mu.Unlock()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("token file %s: %w", st.spec, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tokenFileMode is the mode of the token files: the key's
+// (ATHENZ_IDENTITY_KEY_MODE), since a token is as much a credential.
+func (c Config) tokenFileMode() fs.FileMode {
+	if c.Certificate.KeyFileMode == 0 {
+		return identity.DefaultKeyFileMode
+	}
+	return c.Certificate.KeyFileMode
+}
