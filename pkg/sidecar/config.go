@@ -378,7 +378,7 @@ var envVars = []envVar{
 		return err
 	}},
 	{"ATHENZ_TOKEN_FILES", func(c *Config, v string) (err error) {
-		c.TokenFiles, err = ParseTokenFiles(v)
+		c.TokenFiles, err = tokens.ParseTokenFiles(v)
 		return err
 	}},
 	{"ATHENZ_PROXY_ALLOWED_HOSTS", func(c *Config, v string) (err error) {

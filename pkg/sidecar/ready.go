@@ -54,7 +54,7 @@ func prefetchItems(access, role []tokens.Target, files []TokenFile) ([]prefetchI
 		items = append(items, prefetchItem{key: k, name: "role token " + t.String()})
 	}
 	for _, f := range files {
-		k, err := f.key()
+		k, err := f.Key()
 		if err != nil {
 			return nil, fmt.Errorf("ATHENZ_TOKEN_FILES %s: %w", f, err)
 		}

@@ -19,79 +19,13 @@ import (
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 )
 
-// TokenFilesDir is the directory of the token files under the identity
-// directory: <identity dir>/tokens/<domain>/<role>.<kind>.
-const TokenFilesDir = "tokens"
-
 // tokenFilesPoll is how often the token files are compared with the
 // cache, which refreshes their tokens ahead of expiry on its schedule; a
 // new token reaches its file within this.
 const tokenFilesPoll = time.Second
 
-// TokenFile is one token of ATHENZ_TOKEN_FILES, kept as a file for apps
-// that read files rather than call the token API.
-type TokenFile struct {
-	// Kind is tokens.KindAccessToken or tokens.KindRoleToken.
-	Kind tokens.Kind
-	// Target has a role: a file holds the token of one role.
-	Target tokens.Target
-}
-
-// String returns the file's entry as ATHENZ_TOKEN_FILES writes it:
-// "accesstoken:<domain>:role.<role>".
-func (f TokenFile) String() string { return f.Kind.String() + ":" + f.Target.String() }
-
-// Path returns the file's path relative to the identity directory,
-// tokens/<domain>/<role>.<kind>; its JSON companion is Path()+".json".
-func (f TokenFile) Path() string {
-	return filepath.Join(TokenFilesDir, f.Target.Domain, f.Target.Role+"."+f.Kind.String())
-}
-
-// key is the cache key of the file's token: the key of an API request for
-// the same domain and role with no other field, so that both share it.
-func (f TokenFile) key() (tokens.Key, error) {
-	if f.Kind == tokens.KindRoleToken {
-		return tokens.RoleTokenKey(f.Target.Domain, f.Target.Role, "", 0, 0)
-	}
-	return tokens.AccessTokenKey(f.Target.Domain, f.Target.Role, "", 0)
-}
-
-// ParseTokenFiles parses ATHENZ_TOKEN_FILES: comma-separated entries
-// "accesstoken:<domain>:role.<role>" or "roletoken:<domain>:role.<role>".
-// Duplicates are dropped, order is kept.
-func ParseTokenFiles(list string) ([]TokenFile, error) {
-	var out []TokenFile
-	seen := map[TokenFile]bool{}
-	for item := range strings.SplitSeq(list, ",") {
-		item = strings.TrimSpace(item)
-		kind, target, ok := strings.Cut(item, ":")
-		var f TokenFile
-		switch kind {
-		case tokens.KindAccessToken.String():
-			f.Kind = tokens.KindAccessToken
-		case tokens.KindRoleToken.String():
-			f.Kind = tokens.KindRoleToken
-		default:
-			ok = false
-		}
-		if !ok {
-			return nil, fmt.Errorf("entry %q: want accesstoken:<domain>:role.<role> or roletoken:<domain>:role.<role>", truncate(item))
-		}
-		t, err := tokens.ParseTarget(target)
-		if err != nil {
-			return nil, fmt.Errorf("entry %q: %w", truncate(item), err)
-		}
-		if t.Role == "" {
-			return nil, fmt.Errorf("entry %q: a token file holds the token of one role: want %s:%s:role.<role>", truncate(item), kind, t.Domain)
-		}
-		f.Target = t
-		if !seen[f] {
-			seen[f] = true
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}
+// TokenFile is one token of ATHENZ_TOKEN_FILES (tokens.TokenFile).
+type TokenFile = tokens.TokenFile
 
 // tokenFileMeta is the JSON companion of a token file, written right
 // after it: an app can watch it for a new token, and read the expiry
@@ -142,7 +76,7 @@ type tokenFileState struct {
 func newTokenFiles(identityDir string, files []TokenFile, perm fs.FileMode, cache *tokens.Cache, clock tokens.Clock, log logr.Logger) (*tokenFiles, error) {
 	tf := &tokenFiles{identityDir: identityDir, perm: perm, cache: cache, clock: clock, log: log, wake: make(chan struct{}, 1)}
 	for _, f := range files {
-		k, err := f.key()
+		k, err := f.Key()
 		if err != nil {
 			return nil, fmt.Errorf("ATHENZ_TOKEN_FILES %s: %w", f, err)
 		}

@@ -17,39 +17,6 @@ import (
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 )
 
-func TestParseTokenFiles(t *testing.T) {
-	tests := []struct {
-		list    string
-		want    string // the files' paths, comma-joined
-		wantErr string
-	}{
-		{list: "roletoken:prov:role.reader", want: "tokens/prov/reader.roletoken"},
-		{list: "accesstoken:a.b:role.team.reader, roletoken:a.b:role.x,accesstoken:a.b:role.team.reader", want: "tokens/a.b/team.reader.accesstoken,tokens/a.b/x.roletoken"},
-		{list: "prov:role.reader", wantErr: `entry "prov:role.reader": want accesstoken:<domain>:role.<role> or roletoken:<domain>:role.<role>`},
-		{list: "idtoken:prov:role.reader", wantErr: "want accesstoken:"},
-		{list: "roletoken:prov:domain", wantErr: "a token file holds the token of one role: want roletoken:prov:role.<role>"},
-		{list: "roletoken:pr/ov:role.x", wantErr: "domain"},
-		{list: "roletoken:prov:role.../x", wantErr: "role"},
-		{list: "roletoken:prov:role.a,", wantErr: `entry ""`},
-	}
-	for _, tt := range tests {
-		files, err := ParseTokenFiles(tt.list)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("ParseTokenFiles(%q) = %v, want an error containing %q", tt.list, err, tt.wantErr)
-			}
-			continue
-		}
-		var paths []string
-		for _, f := range files {
-			paths = append(paths, f.Path())
-		}
-		if err != nil || strings.Join(paths, ",") != tt.want {
-			t.Errorf("ParseTokenFiles(%q) = %v (%v), want %s", tt.list, paths, err, tt.want)
-		}
-	}
-}
-
 // tokenShape is a whole role or access token: a reader that sees less
 // saw a partial file.
 var tokenShape = regexp.MustCompile(`^(v=Z1;d=prov;r=reader;[^;]+(;[a-z]+=[^;]*)*;s=[A-Za-z0-9._-]+|[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$`)
