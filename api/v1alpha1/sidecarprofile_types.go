@@ -77,6 +77,19 @@ type SidecarProfileSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[a-zA-Z0-9_][a-zA-Z0-9_-]*(\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*:(domain|role\.[a-zA-Z0-9_][a-zA-Z0-9_-]*(\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*)$`
 	Prefetch []string `json:"prefetch,omitempty"`
 
+	// TokenFiles lists the tokens the sidecar keeps as files for apps that
+	// read files rather than call its API, each
+	// "accesstoken:<domain>:role.<role>" or "roletoken:<domain>:role.<role>":
+	// /var/run/athenz/tokens/<domain>/<role>.accesstoken (or .roletoken),
+	// written before the sidecar reports ready and refreshed ahead of
+	// expiry. The Pod annotation athenz.io/token-files replaces this list.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:Pattern=`^(accesstoken|roletoken):[a-zA-Z0-9_][a-zA-Z0-9_-]*(\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*:role\.[a-zA-Z0-9_][a-zA-Z0-9_-]*(\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*$`
+	TokenFiles []string `json:"tokenFiles,omitempty"`
+
 	// ProxyAllowedHosts lists the upstream hosts the sidecar's forward proxy
 	// may send tokens to. Empty: every host (see the sidecar docs).
 	// +optional
@@ -85,6 +98,18 @@ type SidecarProfileSpec struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	// +kubebuilder:validation:items:Pattern=`^[^,\s]+$`
 	ProxyAllowedHosts []string `json:"proxyAllowedHosts,omitempty"`
+
+	// ProxyTLSHosts lists the upstream hosts, in the syntax of
+	// ProxyAllowedHosts plus "*" (every host) and "*:port", that the
+	// sidecar's proxy calls over TLS, presenting the Pod's certificate,
+	// when the app sends it a plain http:// request (TLS origination).
+	// Empty: none; an app can still ask per request.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[^,\s]+$`
+	ProxyTLSHosts []string `json:"proxyTLSHosts,omitempty"`
 
 	// IdentityPolicy bounds the Athenz identities this profile gives: which
 	// namespaces may use it, and which identities besides the one its

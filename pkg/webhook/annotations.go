@@ -27,6 +27,9 @@ const (
 	// AnnotationPrefetch replaces the profile's prefetch list, e.g.
 	// "prov:role.reader,other:domain".
 	AnnotationPrefetch = "athenz.io/prefetch"
+	// AnnotationTokenFiles replaces the profile's token files, e.g.
+	// "accesstoken:prov:role.reader,roletoken:prov:role.writer".
+	AnnotationTokenFiles = "athenz.io/token-files"
 	// AnnotationSidecarImage overrides the sidecar image.
 	AnnotationSidecarImage = "athenz.io/sidecar-image"
 	// AnnotationSidecarCPU overrides the sidecar's CPU request (and limit,
@@ -137,6 +140,7 @@ func ProfileName(annotations map[string]string) (string, error) {
 // The identity annotations are PodIdentity's.
 type overrides struct {
 	prefetch    *string // nil: the profile's list
+	tokenFiles  *string // nil: the profile's list
 	image       string
 	cpu, memory *resource.Quantity
 	native      *bool
@@ -151,6 +155,13 @@ func parseOverrides(a map[string]string) (overrides, error) {
 		}
 		s := joinTargets(targets)
 		o.prefetch = &s
+	}
+	if v, ok := a[AnnotationTokenFiles]; ok {
+		s, err := canonicalTokenFiles(v)
+		if err != nil {
+			return o, annotationError(AnnotationTokenFiles, v, "%v", err)
+		}
+		o.tokenFiles = &s
 	}
 	if v, ok := a[AnnotationSidecarImage]; ok {
 		if err := validateImage(v); err != nil {
@@ -215,4 +226,17 @@ func joinTargets(targets []tokens.Target) string {
 		b.WriteString(t.String())
 	}
 	return b.String()
+}
+
+// canonicalTokenFiles checks a token file list by the sidecar's rule and
+// writes it as ATHENZ_TOKEN_FILES; an empty list is "".
+func canonicalTokenFiles(list string) (string, error) {
+	if strings.TrimSpace(list) == "" {
+		return "", nil
+	}
+	files, err := tokens.ParseTokenFiles(list)
+	if err != nil {
+		return "", err
+	}
+	return tokens.JoinTokenFiles(files), nil
 }

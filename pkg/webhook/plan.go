@@ -45,6 +45,9 @@ func newPlan(pod *corev1.Pod, profile *v1alpha1.SidecarProfile, s Settings) (*pl
 	if o.prefetch != nil {
 		p.prefetch = *o.prefetch
 	}
+	if o.tokenFiles != nil {
+		p.tokenFiles = *o.tokenFiles
+	}
 	if o.image != "" {
 		p.image = o.image
 	}

@@ -63,7 +63,9 @@ type config struct {
 	native      bool
 	denyHostNet bool
 	prefetch    string // canonical target list
+	tokenFiles  string // canonical token file list
 	proxyHosts  string
+	tlsHosts    string
 }
 
 // ValidateProfile reports what makes a profile unusable, naming the field.
@@ -98,6 +100,7 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 		native:      spec.Sidecar.NativeSidecar != v1alpha1.NativeSidecarNever,
 		denyHostNet: spec.Sidecar.HostNetwork == v1alpha1.HostNetworkDeny,
 		proxyHosts:  strings.Join(spec.ProxyAllowedHosts, ","),
+		tlsHosts:    strings.Join(spec.ProxyTLSHosts, ","),
 	}
 	bad := func(field, format string, args ...any) (config, error) {
 		return config{}, denyf("SidecarProfile %s: spec.%s: %s", c.profile, field, fmt.Sprintf(format, args...))
@@ -219,9 +222,20 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 		return bad("prefetch", "%v", err)
 	}
 	c.prefetch = joinTargets(targets)
-	for _, h := range spec.ProxyAllowedHosts {
-		if h == "" || strings.ContainsAny(h, ", \t\n") {
-			return bad("proxyAllowedHosts", "%q is not a host", truncate(h))
+	if c.tokenFiles, err = canonicalTokenFiles(strings.Join(spec.TokenFiles, ",")); err != nil {
+		return bad("tokenFiles", "%v", err)
+	}
+	for _, l := range []struct {
+		field string
+		hosts []string
+	}{{"proxyAllowedHosts", spec.ProxyAllowedHosts}, {"proxyTLSHosts", spec.ProxyTLSHosts}} {
+		for _, h := range l.hosts {
+			if strings.Contains(h, ",") {
+				return bad(l.field, "%q: one host per item", truncate(h))
+			}
+			if _, err := tokens.ParseHostList(h); err != nil {
+				return bad(l.field, "%v", err)
+			}
 		}
 	}
 	return c, nil

@@ -22,6 +22,16 @@ func TestValidateProfile(t *testing.T) {
 		{name: "unknown placeholder", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.DomainTemplate = "k8s.{cluster}" }, want: "spec.domainTemplate"},
 		{name: "bad service template", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.ServiceTemplate = "{serviceaccount" }, want: "spec.serviceTemplate"},
 		{name: "bad prefetch", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.Prefetch = []string{"sports:role."} }, want: "spec.prefetch"},
+		{name: "token files", modify: func(p *v1alpha1.SidecarProfile) {
+			p.Spec.TokenFiles = []string{"accesstoken:sports:role.reader", "roletoken:sports:role.team.writer"}
+		}},
+		{name: "token file without kind", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.TokenFiles = []string{"sports:role.reader"} }, want: "spec.tokenFiles"},
+		{name: "token file of a domain", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.TokenFiles = []string{"roletoken:sports:domain"} }, want: "spec.tokenFiles"},
+		{name: "TLS hosts", modify: func(p *v1alpha1.SidecarProfile) {
+			p.Spec.ProxyTLSHosts = []string{"api.example.com", "*.svc:8443", "*:443"}
+		}},
+		{name: "bad TLS host", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.ProxyTLSHosts = []string{"https://api.example.com/"} }, want: "spec.proxyTLSHosts"},
+		{name: "bad allowed host", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.ProxyAllowedHosts = []string{"api:99999"} }, want: "spec.proxyAllowedHosts"},
 		{name: "no provider", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.Identity.Provider = "" }, want: "spec.identity.provider"},
 		{name: "key-file without key", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.Identity.Mode = v1alpha1.IdentityKeyFile }, want: "spec.identity.keyFile"},
 		{name: "same ports", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.Sidecar.Ports.API = DefaultHealthPort }, want: "spec.sidecar.ports"},

@@ -233,8 +233,14 @@ func (p *plan) sidecarEnv() []corev1.EnvVar {
 	if p.prefetch != "" {
 		add("ATHENZ_PREFETCH", p.prefetch)
 	}
+	if p.tokenFiles != "" {
+		add("ATHENZ_TOKEN_FILES", p.tokenFiles)
+	}
 	if p.proxyHosts != "" {
 		add("ATHENZ_PROXY_ALLOWED_HOSTS", p.proxyHosts)
+	}
+	if p.tlsHosts != "" {
+		add("ATHENZ_PROXY_TLS_HOSTS", p.tlsHosts)
 	}
 	field := func(name, path string) {
 		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{

@@ -43,6 +43,8 @@ func TestProfileSchema(t *testing.T) {
 		},
 		{name: "same ports", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.Sidecar.Ports.Health = 8081 }, want: "api and health must be different ports"},
 		{name: "bad prefetch", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.Prefetch = []string{"sports:reader"} }, want: "spec.prefetch[0]"},
+		{name: "token file without kind", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.TokenFiles = []string{"sports:role.reader"} }, want: "spec.tokenFiles[0]"},
+		{name: "token files", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.TokenFiles = []string{"roletoken:sports:role.reader"} }},
 		{name: "bad nativeSidecar", modify: func(p *v1alpha1.SidecarProfile) { p.Spec.Sidecar.NativeSidecar = "Sometimes" }, want: "Unsupported value"},
 	}
 	for _, tt := range tests {
