@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -55,57 +56,7 @@ func TestJob(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			spec := framework.AppPodSpec(framework.AppName)
-			spec.RestartPolicy = corev1.RestartPolicyNever
-			spec.Containers[0].Args = nil
-			spec.Containers[0].Command = c.command
-			spec.Containers[0].ReadinessProbe = nil
-			job := &batchv1.Job{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "report-" + c.name},
-				Spec: batchv1.JobSpec{
-					BackoffLimit: ptr.To[int32](0),
-					Template: corev1.PodTemplateSpec{
-						ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{framework.AnnotationInject: "true"}},
-						Spec:       spec,
-					},
-				},
-			}
-			for k, v := range c.annotations {
-				job.Spec.Template.Annotations[k] = v
-			}
-			if err := cluster.Client.Create(t.Context(), job); err != nil {
-				t.Fatal(err)
-			}
-			ctx := t.Context()
-			err := framework.Wait(withTimeout(t, 2*time.Minute), "Job "+ns+"/"+job.Name+" to complete", func(ctx2 context.Context) (bool, string, error) {
-				var j batchv1.Job
-				if err := cluster.Client.Get(ctx2, client.ObjectKeyFromObject(job), &j); err != nil {
-					return false, err.Error(), nil
-				}
-				for _, cond := range j.Status.Conditions {
-					if cond.Status == corev1.ConditionTrue {
-						switch cond.Type {
-						case batchv1.JobComplete:
-							return true, "", nil
-						case batchv1.JobFailed:
-							return false, "", fmt.Errorf("the Job failed: %s: %s", cond.Reason, cond.Message)
-						}
-					}
-				}
-				return false, fmt.Sprintf("active %d, succeeded %d", j.Status.Active, j.Status.Succeeded), nil
-			})
-			if err != nil {
-				t.Fatalf("%v\n%s", err, cluster.DiagnoseNamespace(ctx, ns))
-			}
-			var pods corev1.PodList
-			if err := cluster.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil || len(pods.Items) != 1 {
-				t.Fatalf("pods of the Job: %d, %v", len(pods.Items), err)
-			}
-			pod := pods.Items[0]
-			out, err := cluster.Kubectl(ctx, "-n", ns, "logs", pod.Name, "-c", framework.AppContainer)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out := runJob(t, appJob(ns, "report-"+c.name, c.command, c.annotations))
 			want := `"token":"v=Z1;d=` + framework.Domain
 			if c.name == "init-container" {
 				want = "-----BEGIN CERTIFICATE-----"
@@ -115,4 +66,63 @@ func TestJob(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appJob is a Job of one injected Pod whose app container runs command
+// once, with the Pod annotations given besides athenz.io/inject.
+func appJob(ns, name string, command []string, annotations map[string]string) *batchv1.Job {
+	spec := framework.AppPodSpec(framework.AppName)
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	spec.Containers[0].Args = nil
+	spec.Containers[0].Command = command
+	spec.Containers[0].ReadinessProbe = nil
+	a := map[string]string{framework.AnnotationInject: "true"}
+	maps.Copy(a, annotations)
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To[int32](0),
+			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: a}, Spec: spec},
+		},
+	}
+}
+
+// runJob creates job, waits up to 2 minutes for it to complete and
+// returns what its app container printed.
+func runJob(t *testing.T, job *batchv1.Job) string {
+	t.Helper()
+	ctx := t.Context()
+	if err := cluster.Client.Create(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	err := framework.Wait(withTimeout(t, 2*time.Minute), "Job "+job.Namespace+"/"+job.Name+" to complete", func(ctx2 context.Context) (bool, string, error) {
+		var j batchv1.Job
+		if err := cluster.Client.Get(ctx2, client.ObjectKeyFromObject(job), &j); err != nil {
+			return false, err.Error(), nil
+		}
+		for _, cond := range j.Status.Conditions {
+			if cond.Status != corev1.ConditionTrue {
+				continue
+			}
+			switch cond.Type {
+			case batchv1.JobComplete:
+				return true, "", nil
+			case batchv1.JobFailed:
+				return false, "", fmt.Errorf("the Job failed: %s: %s", cond.Reason, cond.Message)
+			}
+		}
+		return false, fmt.Sprintf("active %d, succeeded %d", j.Status.Active, j.Status.Succeeded), nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, cluster.DiagnoseNamespace(ctx, job.Namespace))
+	}
+	var pods corev1.PodList
+	if err := cluster.Client.List(ctx, &pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods of the Job: %d, %v", len(pods.Items), err)
+	}
+	out, err := cluster.Kubectl(ctx, "-n", job.Namespace, "logs", pods.Items[0].Name, "-c", framework.AppContainer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -53,8 +53,9 @@ func (e *Echo) LastHeaders() http.Header {
 
 // IdentityServer is an HTTPS server that requires a client certificate
 // chaining to a CA (ZTS's), as an Athenz-protected service does, and
-// answers with what the certificate says: an app's mTLS handshake with
-// the Pod's identity, seen from the other side.
+// answers with what the certificate says and the Athenz role token it
+// got: an app's mTLS handshake with the Pod's identity, or the sidecar's
+// proxy calling it over TLS for the app, seen from the other side.
 type IdentityServer struct {
 	*httptest.Server
 }
@@ -65,6 +66,10 @@ type ClientIdentity struct {
 	DNSNames   []string `json:"dnsNames"`
 	URIs       []string `json:"uris"`
 	IPs        []string `json:"ips"`
+	// RoleAuth is the request's Athenz-Role-Auth header.
+	RoleAuth string `json:"roleAuth,omitempty"`
+	// Proto is the request's protocol, HTTP/1.1 or HTTP/2.0.
+	Proto string `json:"proto"`
 }
 
 // StartIdentityServer starts an IdentityServer on ip with a serving
@@ -79,9 +84,17 @@ func StartIdentityServer(ip net.IP, ca *TestCA, clientCAs *x509.CertPool) (*Iden
 	if err != nil {
 		return nil, err
 	}
+	return StartIdentityServerWithCert(ip, cert, clientCAs)
+}
+
+// StartIdentityServerWithCert starts an IdentityServer on ip serving cert
+// (e.g. one of ZTS's CA, as an Athenz service serving with its own
+// identity), trusting clients whose certificate chains to clientCAs. It
+// offers HTTP/2.
+func StartIdentityServerWithCert(ip net.IP, cert tls.Certificate, clientCAs *x509.CertPool) (*IdentityServer, error) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		leaf := r.TLS.PeerCertificates[0]
-		id := ClientIdentity{CommonName: leaf.Subject.CommonName, DNSNames: leaf.DNSNames}
+		id := ClientIdentity{CommonName: leaf.Subject.CommonName, DNSNames: leaf.DNSNames, RoleAuth: r.Header.Get("Athenz-Role-Auth"), Proto: r.Proto}
 		for _, u := range leaf.URIs {
 			id.URIs = append(id.URIs, u.String())
 		}
@@ -97,6 +110,7 @@ func StartIdentityServer(ip net.IP, ca *TestCA, clientCAs *x509.CertPool) (*Iden
 		return nil, err
 	}
 	srv.Listener = l
+	srv.EnableHTTP2 = true
 	srv.TLS = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,

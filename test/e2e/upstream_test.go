@@ -1,0 +1,151 @@
+package e2e_test
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
+	"github.com/athenz-injector/athenz-injector/test/framework"
+)
+
+// TestTokenFileReader (acceptance, issue 16): an app container that only
+// reads a file, with no HTTP client (`cat`, as a shell script, nginx or
+// a JVM reading a file would), gets a valid role token from
+// /var/run/athenz/tokens/<domain>/<role>.roletoken: a Job with
+// athenz.io/token-files, with the native sidecar (the file exists before
+// the app starts, since the sidecar is ready only then) and with the init
+// container of athenz.io/native-sidecar: "false" (which writes it once).
+func TestTokenFileReader(t *testing.T) {
+	t.Parallel()
+	ns := "tokenfiles"
+	newNamespace(t, ns, nil)
+	file := "/var/run/athenz/tokens/" + framework.Domain + "/" + framework.Role + ".roletoken"
+	for _, c := range []struct {
+		name        string
+		annotations map[string]string
+	}{
+		{"native", nil},
+		{"init-container", map[string]string{"athenz.io/native-sidecar": "false"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			annotations := map[string]string{"athenz.io/token-files": "roletoken:" + framework.Domain + ":role." + framework.Role}
+			maps.Copy(annotations, c.annotations)
+			out := runJob(t, appJob(ns, "reader-"+c.name, []string{"cat", file, file + ".json"}, annotations))
+			tok, meta, ok := strings.Cut(out, "{")
+			if !ok {
+				t.Fatalf("the app printed %q, want the token and its JSON", out)
+			}
+			f := tokenFields(tok)
+			wantPrincipal := ns + "." + framework.Service
+			if f["d"] != framework.Domain || f["r"] != framework.Role || f["p"] != wantPrincipal {
+				t.Errorf("the token file holds %q, want a role token d=%s r=%s p=%s", tok, framework.Domain, framework.Role, wantPrincipal)
+			}
+			e, err := strconv.ParseInt(f["e"], 10, 64)
+			if err != nil {
+				t.Fatalf("role token expiry e=%q: %v", f["e"], err)
+			}
+			left := time.Until(time.Unix(e, 0))
+			if left <= 0 {
+				t.Errorf("the role token in the file expired %v ago", -left)
+			}
+			verifyRoleToken(t, "the token file's role token", tok, cluster.ZTS.SigningPublicKeyPEM())
+			if !strings.Contains(meta, `"type":"roletoken"`) || !strings.Contains(meta, `"expiry_time":`) {
+				t.Errorf("the JSON companion is %q, want type and expiry_time", "{"+meta)
+			}
+			t.Logf("%s: the app read a role token for %s valid for %v more, signed by ZTS", c.name, f["p"], left.Round(time.Second))
+		})
+	}
+}
+
+// verifyRoleToken checks a role token's signature (RSA PKCS#1 v1.5 over
+// SHA-256 of the text before ";s=", YBase64) with ZTS's public key.
+func verifyRoleToken(t *testing.T, what, tok string, pubPEM []byte) {
+	t.Helper()
+	unsigned, sig, ok := strings.Cut(tok, ";s=")
+	if !ok {
+		t.Fatalf("%s: no signature in %q", what, tok)
+	}
+	raw, err := tokens.YBase64.DecodeString(sig)
+	if err != nil {
+		t.Fatalf("%s: signature: %v", what, err)
+	}
+	block, _ := pem.Decode(pubPEM)
+	if block == nil {
+		t.Fatal("the fake ZTS's signing key is not PEM")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		t.Fatalf("the fake ZTS signs with %T, want RSA (its default)", pub)
+	}
+	sum := sha256.Sum256([]byte(unsigned))
+	if err := rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, sum[:], raw); err != nil {
+		t.Errorf("%s: the signature does not verify with ZTS's key: %v", what, err)
+	}
+}
+
+// TestProxyMTLSUpstream (acceptance, issue 16): an app container calls an
+// upstream that requires a client certificate from ZTS's CA (an
+// Athenz-protected service, on the node, serving with a certificate of
+// ZTS's CA) as plain HTTP through the sidecar's proxy with
+// Athenz-Upstream-TLS: true. The sidecar calls it over TLS (HTTP/2)
+// presenting the Pod's certificate and adds Athenz-Role-Auth; the upstream
+// sees the Pod's SPIFFE URI and the certificate /svccert serves (or the
+// next one, when the 2-minute certificate rotated in between).
+func TestProxyMTLSUpstream(t *testing.T) {
+	t.Parallel()
+	ns := "mtls-upstream"
+	newNamespace(t, ns, nil)
+	pod := waitReady(t, createPod(t, injectedPod(ns, "web", nil)), 2*time.Minute)
+	serving, err := cluster.ZTS.IssueServer(framework.HostIP.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := framework.StartIdentityServerWithCert(framework.HostIP, serving, cluster.ZTS.CAPool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	app := inApp(pod)
+	body := app.want(t, 200, "-x", "http://127.0.0.1:8081",
+		"-H", "Athenz-Upstream-TLS: true", "-H", "Athenz-Domain: "+framework.Domain, "-H", "Athenz-Role: "+framework.Role,
+		"http://"+u.Host+"/orders")
+	var id framework.ClientIdentity
+	decode(t, "the upstream's answer", body, &id)
+	wantURI := "spiffe://" + ns + "/sa/" + framework.Service
+	if !slices.Contains(id.URIs, wantURI) {
+		t.Errorf("the upstream saw a client certificate with URIs %v, want the Pod's %s", id.URIs, wantURI)
+	}
+	if f := tokenFields(id.RoleAuth); f["d"] != framework.Domain || f["r"] != framework.Role || f["p"] != ns+"."+framework.Service {
+		t.Errorf("the upstream got Athenz-Role-Auth %q, want a role token d=%s r=%s p=%s.%s", id.RoleAuth, framework.Domain, framework.Role, ns, framework.Service)
+	}
+	if id.Proto != "HTTP/2.0" {
+		t.Errorf("the upstream saw %s, want HTTP/2.0 (it offers h2)", id.Proto)
+	}
+	leaf := parseCert(t, "GET /svccert", app.want(t, 200, "http://127.0.0.1:8081/svccert"))
+	if id.CommonName != leaf.Subject.CommonName {
+		t.Errorf("the upstream saw client %q, want the Pod's certificate %q", id.CommonName, leaf.Subject.CommonName)
+	}
+	t.Logf("the upstream saw %s over %s with URIs %v and a role token for %s", id.CommonName, id.Proto, id.URIs, tokenFields(id.RoleAuth)["p"])
+
+	// Without the header the proxy speaks plain HTTP, which the upstream
+	// refuses: the choice is the app's (or the operator's, per host).
+	if code, _ := app.do(t, "-x", "http://127.0.0.1:8081", "http://"+u.Host+"/orders"); code != 400 {
+		t.Errorf("plain HTTP through the proxy to the TLS upstream = %d, want its 400", code)
+	}
+}
