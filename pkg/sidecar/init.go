@@ -62,7 +62,7 @@ func RunInit(ctx context.Context, cfg Config, log logr.Logger) error {
 	}
 	log.Info("prefetched tokens checked", "count", len(items))
 	if len(cfg.TokenFiles) > 0 {
-		files, err := newTokenFiles(cfg.IdentityDir, cfg.TokenFiles, cfg.tokenFileMode(), nil, cfg.Clock, log.WithName("tokenfiles"))
+		files, err := newTokenFiles(cfg.identityDir(), cfg.TokenFiles, cfg.tokenFileMode(), nil, cfg.Clock, log.WithName("tokenfiles"))
 		if err != nil {
 			return err
 		}

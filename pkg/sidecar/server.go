@@ -133,7 +133,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	}
 	ready := newReadiness(s.identity, items, s.cache, cfg.Clock, log.WithName("readiness"))
 	if len(cfg.TokenFiles) > 0 {
-		if ready.files, err = newTokenFiles(cfg.IdentityDir, cfg.TokenFiles, cfg.tokenFileMode(), s.cache, cfg.Clock, log.WithName("tokenfiles")); err != nil {
+		if ready.files, err = newTokenFiles(cfg.identityDir(), cfg.TokenFiles, cfg.tokenFileMode(), s.cache, cfg.Clock, log.WithName("tokenfiles")); err != nil {
 			return nil, err
 		}
 	}

@@ -105,7 +105,7 @@ func newTLSRoots(cfg Config, devCA []byte) (*tlsRoots, error) {
 				r.files = append(r.files, caFile{path: cfg.ZTSCAFile})
 			}
 		case CAIdentity:
-			r.files = append(r.files, caFile{path: filepath.Join(cfg.IdentityDir, identity.CAFileName), optional: true})
+			r.files = append(r.files, caFile{path: filepath.Join(cfg.identityDir(), identity.CAFileName), optional: true})
 		default:
 			r.files = append(r.files, caFile{path: s})
 		}
