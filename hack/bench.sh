@@ -11,6 +11,9 @@ make --no-print-directory build-sidecar >/dev/null
 echo "== load harness (test/load/loadgen)" >&2
 go run ./test/load/loadgen -sidecar bin/sidecar -report "$report"
 
+echo "== proxy with TLS origination against a direct client (test/load/tlsorigin)" >&2
+go run ./test/load/tlsorigin -sidecar bin/sidecar -report "$report"
+
 echo "== admission harness (test/load/admission)" >&2
 KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" go run ./test/load/admission -report "$report"
 

@@ -85,7 +85,7 @@ func keyFileEnv(t *testing.T, zts *ztsfake.Server) (env []string, pubPEM []byte)
 	}, pubPEM
 }
 
-func writeFile(t *testing.T, dir, name string, data []byte) string {
+func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -97,7 +98,8 @@ func newReverseProxy(log logr.Logger, to timeouts, transport upstreamTransport, 
 				}
 			}
 		},
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: newCopyBuffers(),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
@@ -105,6 +107,28 @@ func newReverseProxy(log logr.Logger, to timeouts, transport upstreamTransport, 
 			writeError(w, r, log, upstreamError(r.URL.Host, err, to, roots))
 		},
 		ErrorLog: newStdLogger(log),
+	}
+}
+
+// copyBuffers lends ReverseProxy the buffers it copies answers with, which
+// it would otherwise allocate for every request (32 KiB each: most of
+// what a proxied request allocated, and of the GC's work under load).
+type copyBuffers struct {
+	pool sync.Pool // of *[]byte, copyBufferSize long
+}
+
+const copyBufferSize = 32 << 10
+
+func newCopyBuffers() *copyBuffers {
+	return &copyBuffers{pool: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+}
+
+func (c *copyBuffers) Get() []byte { return *c.pool.Get().(*[]byte) }
+
+func (c *copyBuffers) Put(b []byte) {
+	if cap(b) == copyBufferSize {
+		b = b[:copyBufferSize]
+		c.pool.Put(&b)
 	}
 }
 

@@ -35,7 +35,7 @@ type testCA struct {
 	pem  []byte
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -56,7 +56,18 @@ func newTestCA(t *testing.T) *testCA {
 
 // server issues a serving certificate for hosts valid from notBefore to
 // notAfter.
-func (ca *testCA) server(t *testing.T, notBefore, notAfter time.Time, hosts ...string) tls.Certificate {
+func (ca *testCA) server(t testing.TB, notBefore, notAfter time.Time, hosts ...string) tls.Certificate {
+	t.Helper()
+	return ca.issue(t, notBefore, notAfter, x509.ExtKeyUsageServerAuth, hosts...)
+}
+
+// client issues a client certificate with common name cn.
+func (ca *testCA) client(t testing.TB, notBefore, notAfter time.Time, cn string) tls.Certificate {
+	t.Helper()
+	return ca.issue(t, notBefore, notAfter, x509.ExtKeyUsageClientAuth, cn)
+}
+
+func (ca *testCA) issue(t testing.TB, notBefore, notAfter time.Time, usage x509.ExtKeyUsage, hosts ...string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -65,7 +76,7 @@ func (ca *testCA) server(t *testing.T, notBefore, notAfter time.Time, hosts ...s
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: hosts[0]},
 		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: []x509.ExtKeyUsage{usage},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
