@@ -55,8 +55,9 @@ type tokenFiles struct {
 	clock       tokens.Clock
 	log         logr.Logger
 	files       []*tokenFileState
-
-	wake chan struct{}
+	// syncMu serialises sync (the poll and the prefetch), so an older
+	// token never replaces a newer one.
+	syncMu sync.Mutex
 }
 
 // tokenFileState is one file and what was last written to it. Fields
@@ -74,7 +75,7 @@ type tokenFileState struct {
 // newTokenFiles prepares the directories of files under identityDir and
 // removes what a process stopped half-way through a write left there.
 func newTokenFiles(identityDir string, files []TokenFile, perm fs.FileMode, cache *tokens.Cache, clock tokens.Clock, log logr.Logger) (*tokenFiles, error) {
-	tf := &tokenFiles{identityDir: identityDir, perm: perm, cache: cache, clock: clock, log: log, wake: make(chan struct{}, 1)}
+	tf := &tokenFiles{identityDir: identityDir, perm: perm, cache: cache, clock: clock, log: log}
 	for _, f := range files {
 		k, err := f.Key()
 		if err != nil {
@@ -92,33 +93,27 @@ func newTokenFiles(identityDir string, files []TokenFile, perm fs.FileMode, cach
 	return tf, nil
 }
 
-// run writes new tokens to their files until ctx ends: at once when
-// poked (the prefetch loaded them), and every tokenFilesPoll.
+// run writes new tokens to their files every tokenFilesPoll until ctx
+// ends. (The first write comes from the prefetch, which syncs once it has
+// loaded the tokens, before it reports them loaded.)
 func (tf *tokenFiles) run(ctx context.Context) {
 	t := time.NewTicker(tokenFilesPoll)
 	defer t.Stop()
 	for {
-		tf.sync()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-tf.wake:
+			tf.sync()
 		}
-	}
-}
-
-// poke asks run to look at the cache now.
-func (tf *tokenFiles) poke() {
-	select {
-	case tf.wake <- struct{}{}:
-	default:
 	}
 }
 
 // sync writes every file whose token in the cache is newer than the one
 // written.
 func (tf *tokenFiles) sync() {
+	tf.syncMu.Lock()
+	defer tf.syncMu.Unlock()
 	now := tf.clock.Now()
 	for _, st := range tf.files {
 		tok, ok := tf.cache.Lookup(st.key)
