@@ -8,11 +8,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar/atomicfile/atomicfiletest"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 )
@@ -21,81 +20,29 @@ import (
 // saw a partial file.
 var tokenShape = regexp.MustCompile(`^(v=Z1;d=prov;r=reader;[^;]+(;[a-z]+=[^;]*)*;s=[A-Za-z0-9._-]+|[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$`)
 
-// fileReader reads token files and their JSON companions in a loop and
-// records every read that is not a whole token or whole JSON, or a file
-// that is not there.
-type fileReader struct {
-	paths []string
-	stop  chan struct{}
-	done  chan struct{}
-	reads atomic.Int64
-	mu    sync.Mutex
-	bad   []string
-	seen  map[string]bool // distinct tokens read
-}
-
-func startFileReader(t *testing.T, paths ...string) *fileReader {
+// startFileReader reads token files and their JSON companions in a loop
+// and records every read that is not a whole token or whole JSON, or a
+// file that is not there. seen gets the distinct tokens read; read it
+// after Check.
+func startFileReader(t *testing.T, seen map[string]bool, paths ...string) *atomicfiletest.Reader {
 	t.Helper()
-	r := &fileReader{paths: paths, stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]bool{}}
-	go func() {
-		defer close(r.done)
-		for {
-			select {
-			case <-r.stop:
-				return
-			default:
+	return atomicfiletest.StartReader(t, func() string {
+		for _, p := range paths {
+			tok, err1 := os.ReadFile(p)
+			meta, err2 := os.ReadFile(p + ".json")
+			var m tokenFileMeta
+			switch {
+			case err1 != nil || err2 != nil:
+				return fmt.Sprintf("%s: %v %v", filepath.Base(p), err1, err2)
+			case !tokenShape.Match(tok):
+				return fmt.Sprintf("%s: not a whole token: %q", filepath.Base(p), tok)
+			case json.Unmarshal(meta, &m) != nil || m.ExpiryTime == 0:
+				return fmt.Sprintf("%s.json: not whole: %q", filepath.Base(p), meta)
 			}
-			for _, p := range r.paths {
-				tok, err1 := os.ReadFile(p)
-				meta, err2 := os.ReadFile(p + ".json")
-				var m tokenFileMeta
-				switch {
-				case err1 != nil || err2 != nil:
-					r.problem(fmt.Sprintf("%s: %v %v", filepath.Base(p), err1, err2))
-				case !tokenShape.Match(tok):
-					r.problem(fmt.Sprintf("%s: not a whole token: %q", filepath.Base(p), tok))
-				case json.Unmarshal(meta, &m) != nil || m.ExpiryTime == 0:
-					r.problem(fmt.Sprintf("%s.json: not whole: %q", filepath.Base(p), meta))
-				default:
-					r.mu.Lock()
-					r.seen[string(tok)] = true
-					r.mu.Unlock()
-				}
-				r.reads.Add(1)
-			}
+			seen[string(tok)] = true
 		}
-	}()
-	t.Cleanup(r.finish)
-	return r
-}
-
-func (r *fileReader) problem(p string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.bad) < 10 {
-		r.bad = append(r.bad, p)
-	}
-}
-
-func (r *fileReader) finish() {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
-	<-r.done
-}
-
-// check stops the reader and fails the test on a bad read.
-func (r *fileReader) check(t *testing.T) {
-	t.Helper()
-	r.finish()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t.Logf("the reader loop read the files %d times and saw %d distinct tokens", r.reads.Load(), len(r.seen))
-	if len(r.bad) > 0 {
-		t.Errorf("bad reads: %v", r.bad)
-	}
+		return ""
+	})
 }
 
 // readTokenFile reads a token file's JSON companion, then the token:
@@ -179,7 +126,8 @@ func TestTokenFiles(t *testing.T) {
 
 	// Three refreshes, on the cache's schedule (about 85 to 95% of the way
 	// to the last quarter of the hour), while a reader loop reads.
-	reader := startFileReader(t, role, access)
+	seen := map[string]bool{}
+	reader := startFileReader(t, seen, role, access)
 	settle(t, f, clock)
 	for i := range 3 {
 		before, beforeMeta := readTokenFile(t, role)
@@ -210,7 +158,8 @@ func TestTokenFiles(t *testing.T) {
 		}
 		waitReady(t, f) // every token file valid, the access token's too
 	}
-	reader.check(t)
+	n := reader.Check(t, "the token files")
+	t.Logf("the reader loop read the files %d times and saw %d distinct tokens", n, len(seen))
 }
 
 func mustRoleKey(t *testing.T) tokens.Key {
@@ -236,7 +185,8 @@ func TestTokenFilesSurviveRestart(t *testing.T) {
 	dir := f.srv.cfg.IdentityDir
 	role := filepath.Join(dir, "tokens/prov/reader.roletoken")
 	first, firstMeta := readTokenFile(t, role)
-	reader := startFileReader(t, role)
+	seen := map[string]bool{}
+	reader := startFileReader(t, seen, role)
 
 	f.cancel()
 	if err := f.srv.Wait(); err != nil {
@@ -261,5 +211,6 @@ func TestTokenFilesSurviveRestart(t *testing.T) {
 	if _, err := os.Stat(stale); err == nil {
 		t.Errorf("%s is still there, want it removed at start", stale)
 	}
-	reader.check(t)
+	n := reader.Check(t, "the token file")
+	t.Logf("the reader loop read the file %d times across the restart and saw %d distinct tokens", n, len(seen))
 }

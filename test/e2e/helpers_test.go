@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 	"github.com/athenz-injector/athenz-injector/test/framework"
 )
 
@@ -107,6 +108,38 @@ func verifyJWT(t *testing.T, what, jwt string, pubPEM []byte) accessClaims {
 		Alg string `json:"alg"`
 	}
 	decodeSegment(t, what, parts[0], &hdr)
+	if hdr.Alg != "RS256" {
+		t.Fatalf("%s: alg %q, want RS256 (the fake's default)", what, hdr.Alg)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatalf("%s: signature: %v", what, err)
+	}
+	verifyRSA(t, what, pubPEM, parts[0]+"."+parts[1], sig)
+	var c accessClaims
+	decodeSegment(t, what, parts[1], &c)
+	return c
+}
+
+// verifyRoleToken checks a role token's signature (RSA PKCS#1 v1.5 over
+// SHA-256 of the text before ";s=", YBase64) with ZTS's public key.
+func verifyRoleToken(t *testing.T, what, tok string, pubPEM []byte) {
+	t.Helper()
+	unsigned, sig, ok := strings.Cut(tok, ";s=")
+	if !ok {
+		t.Fatalf("%s: no signature in %q", what, tok)
+	}
+	raw, err := tokens.YBase64.DecodeString(sig)
+	if err != nil {
+		t.Fatalf("%s: signature: %v", what, err)
+	}
+	verifyRSA(t, what, pubPEM, unsigned, raw)
+}
+
+// verifyRSA checks an RSA PKCS#1 v1.5 signature over SHA-256 of signed
+// with the PEM public key of the fake ZTS (RSA by default).
+func verifyRSA(t *testing.T, what string, pubPEM []byte, signed string, sig []byte) {
+	t.Helper()
 	block, _ := pem.Decode(pubPEM)
 	if block == nil {
 		t.Fatalf("the fake ZTS's signing key is not PEM")
@@ -116,20 +149,13 @@ func verifyJWT(t *testing.T, what, jwt string, pubPEM []byte) accessClaims {
 		t.Fatal(err)
 	}
 	rsaPub, ok := pub.(*rsa.PublicKey)
-	if !ok || hdr.Alg != "RS256" {
-		t.Fatalf("%s: alg %q with a %T key, want RS256 with RSA (the fake's default)", what, hdr.Alg, pub)
+	if !ok {
+		t.Fatalf("%s: a %T key, want RSA (the fake's default)", what, pub)
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		t.Fatalf("%s: signature: %v", what, err)
-	}
-	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	sum := sha256.Sum256([]byte(signed))
 	if err := rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, sum[:], sig); err != nil {
-		t.Errorf("%s: the access token's signature does not verify with ZTS's key: %v", what, err)
+		t.Errorf("%s: the signature does not verify with ZTS's key: %v", what, err)
 	}
-	var c accessClaims
-	decodeSegment(t, what, parts[1], &c)
-	return c
 }
 
 func decodeSegment(t *testing.T, what, seg string, v any) {

@@ -1,11 +1,6 @@
 package e2e_test
 
 import (
-	"crypto"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
 	"maps"
 	"net/url"
 	"slices"
@@ -14,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 	"github.com/athenz-injector/athenz-injector/test/framework"
 )
 
@@ -65,36 +59,6 @@ func TestTokenFileReader(t *testing.T) {
 			}
 			t.Logf("%s: the app read a role token for %s valid for %v more, signed by ZTS", c.name, f["p"], left.Round(time.Second))
 		})
-	}
-}
-
-// verifyRoleToken checks a role token's signature (RSA PKCS#1 v1.5 over
-// SHA-256 of the text before ";s=", YBase64) with ZTS's public key.
-func verifyRoleToken(t *testing.T, what, tok string, pubPEM []byte) {
-	t.Helper()
-	unsigned, sig, ok := strings.Cut(tok, ";s=")
-	if !ok {
-		t.Fatalf("%s: no signature in %q", what, tok)
-	}
-	raw, err := tokens.YBase64.DecodeString(sig)
-	if err != nil {
-		t.Fatalf("%s: signature: %v", what, err)
-	}
-	block, _ := pem.Decode(pubPEM)
-	if block == nil {
-		t.Fatal("the fake ZTS's signing key is not PEM")
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaPub, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		t.Fatalf("the fake ZTS signs with %T, want RSA (its default)", pub)
-	}
-	sum := sha256.Sum256([]byte(unsigned))
-	if err := rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, sum[:], raw); err != nil {
-		t.Errorf("%s: the signature does not verify with ZTS's key: %v", what, err)
 	}
 }
 

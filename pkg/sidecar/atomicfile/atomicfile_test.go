@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/athenz-injector/athenz-injector/pkg/sidecar/atomicfile"
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar/atomicfile/atomicfiletest"
 )
 
 // TestWriteNeverPartial: readers in a loop see one of the versions
@@ -26,41 +26,24 @@ func TestWriteNeverPartial(t *testing.T) {
 	if err := atomicfile.Write(dir, atomicfile.File{Name: "f", Data: versions[0], Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var bad []string
-	reads := 0
-	for range 2 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				b, err := os.ReadFile(filepath.Join(dir, "f"))
-				ok := err == nil && len(b) >= 1000 && (len(b)-1000)%37 == 0 && bytes.Count(b, b[:1]) == len(b)
-				mu.Lock()
-				reads++
-				if !ok && len(bad) < 5 {
-					bad = append(bad, fmt.Sprintf("read of %d bytes, error %v", len(b), err))
-				}
-				mu.Unlock()
-			}
-		})
+	read := func() string {
+		b, err := os.ReadFile(filepath.Join(dir, "f"))
+		if err != nil || len(b) < 1000 || (len(b)-1000)%37 != 0 || bytes.Count(b, b[:1]) != len(b) {
+			return fmt.Sprintf("read of %d bytes, error %v", len(b), err)
+		}
+		return ""
 	}
+	readers := []*atomicfiletest.Reader{atomicfiletest.StartReader(t, read), atomicfiletest.StartReader(t, read)}
 	for _, v := range versions[1:] {
 		if err := atomicfile.Write(dir, atomicfile.File{Name: "f", Data: v, Perm: 0o644}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if len(bad) > 0 {
-		t.Errorf("%d reads, bad ones: %v", reads, bad)
+	var reads int64
+	for _, r := range readers {
+		reads += r.Check(t, "the replaced file")
 	}
-	t.Logf("%d reads during %d replacements, none partial", reads, len(versions)-1)
+	t.Logf("%d reads during %d replacements", reads, len(versions)-1)
 	if got, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(got, versions[len(versions)-1]) {
 		t.Errorf("the file holds %d bytes, want the last version's %d", len(got), len(versions[len(versions)-1]))
 	}

@@ -98,7 +98,7 @@ func TestCopperArgosRegisterAndRefresh(t *testing.T) {
 	if err := f.roleTokenThrough(m); err != nil {
 		t.Errorf("GetRoleToken through Transport() after rotations: %v", err)
 	}
-	reader.check(t)
+	reader.Check(t, "the identity files")
 }
 
 func TestCSRSANs(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
+	"github.com/athenz-injector/athenz-injector/pkg/sidecar/atomicfile/atomicfiletest"
 	"github.com/athenz-injector/athenz-injector/pkg/sidecar/identity"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
@@ -261,79 +261,28 @@ func (f *fixture) roleTokenThrough(m *identity.Manager) error {
 	return err
 }
 
-// fileReader reads the identity files in a loop and records every read
+// startReader reads the identity files in a loop and records every read
 // that is empty, partial or a key that does not match the certificate.
-type fileReader struct {
-	stop     chan struct{}
-	done     chan struct{}
-	reads    atomic.Int64
-	mu       sync.Mutex
-	problems []string
-}
-
-func startReader(t *testing.T, dir string) *fileReader {
-	r := &fileReader{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		for {
-			select {
-			case <-r.stop:
-				return
-			default:
-			}
-			certPEM, err1 := os.ReadFile(filepath.Join(dir, identity.CertFileName))
-			keyPEM, err2 := os.ReadFile(filepath.Join(dir, identity.KeyFileName))
-			caPEM, err3 := os.ReadFile(filepath.Join(dir, identity.CAFileName))
-			switch {
-			case err1 != nil || err2 != nil || err3 != nil:
-				r.problem(fmt.Sprintf("read error: %v %v %v", err1, err2, err3))
-			case len(certPEM) == 0 || len(keyPEM) == 0 || len(caPEM) == 0:
-				r.problem("empty file")
-			default:
-				if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-					r.problem("certificate and key do not make a pair: " + err.Error())
-				}
-				if block, _ := pem.Decode(caPEM); block == nil {
-					r.problem("partial CA file")
-				}
-			}
-			r.reads.Add(1)
-			time.Sleep(100 * time.Microsecond)
+func startReader(t *testing.T, dir string) *atomicfiletest.Reader {
+	return atomicfiletest.StartReader(t, func() string {
+		defer time.Sleep(100 * time.Microsecond)
+		certPEM, err1 := os.ReadFile(filepath.Join(dir, identity.CertFileName))
+		keyPEM, err2 := os.ReadFile(filepath.Join(dir, identity.KeyFileName))
+		caPEM, err3 := os.ReadFile(filepath.Join(dir, identity.CAFileName))
+		switch {
+		case err1 != nil || err2 != nil || err3 != nil:
+			return fmt.Sprintf("read error: %v %v %v", err1, err2, err3)
+		case len(certPEM) == 0 || len(keyPEM) == 0 || len(caPEM) == 0:
+			return "empty file"
 		}
-	}()
-	t.Cleanup(r.finish)
-	return r
-}
-
-func (r *fileReader) problem(p string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.problems) < 10 {
-		r.problems = append(r.problems, p)
-	}
-}
-
-func (r *fileReader) finish() {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
-	<-r.done
-}
-
-// check stops the reader and fails the test on a bad read.
-func (r *fileReader) check(t *testing.T) {
-	t.Helper()
-	r.finish()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.problems) > 0 {
-		t.Errorf("a reader of the identity files saw: %v", r.problems)
-	}
-	if r.reads.Load() == 0 {
-		t.Errorf("the reader read nothing")
-	}
+		if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+			return "certificate and key do not make a pair: " + err.Error()
+		}
+		if block, _ := pem.Decode(caPEM); block == nil {
+			return "partial CA file"
+		}
+		return ""
+	})
 }
 
 // logLines keeps the log lines of a Manager.

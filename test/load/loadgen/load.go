@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/athenz-injector/athenz-injector/test/load/stats"
 )
 
 // result is one round against one server.
@@ -92,17 +94,7 @@ func load(ctx context.Context, url string, body []byte, c int, d time.Duration) 
 	return r, nil
 }
 
-// median returns the round with the median throughput.
+// median returns the round of median throughput.
 func median(rs []result) result {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b result) int {
-		switch {
-		case a.perSecond < b.perSecond:
-			return -1
-		case a.perSecond > b.perSecond:
-			return 1
-		}
-		return 0
-	})
-	return s[len(s)/2]
+	return stats.Median(rs, func(r result) float64 { return r.perSecond })
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 	"github.com/athenz-injector/athenz-injector/test/framework"
 	"github.com/athenz-injector/athenz-injector/test/load/report"
+	"github.com/athenz-injector/athenz-injector/test/load/stats"
 )
 
 // round is one load round of one client.
@@ -242,17 +243,7 @@ func load(ctx context.Context, client *http.Client, url string, header http.Head
 
 // median returns the round of median throughput.
 func median(rs []round) round {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b round) int {
-		switch {
-		case a.perSecond < b.perSecond:
-			return -1
-		case a.perSecond > b.perSecond:
-			return 1
-		}
-		return 0
-	})
-	return s[len(s)/2]
+	return stats.Median(rs, func(r round) float64 { return r.perSecond })
 }
 
 func fetchRoleToken(ctx context.Context, url string) (string, error) {
