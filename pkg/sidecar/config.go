@@ -528,6 +528,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// identityDir is IdentityDir with its default (identity.DefaultIdentityDir).
+func (c Config) identityDir() string {
+	if c.IdentityDir == "" {
+		return identity.DefaultIdentityDir
+	}
+	return c.IdentityDir
+}
+
 // EffectiveIdentityMode is IdentityMode with its default filled in.
 func (c Config) EffectiveIdentityMode() IdentityMode {
 	switch {

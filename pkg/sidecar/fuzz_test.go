@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -87,12 +88,14 @@ func checkAnswer(t *testing.T, w *httptest.ResponseRecorder, what string) {
 	}
 }
 
-// FuzzProxyTarget: host lists and request hosts never panic, and an empty
-// list allows everything.
+// FuzzProxyTarget: host lists and request hosts never panic, an empty
+// list allows everything, and the upstream a request is sent to keeps the
+// request's host.
 func FuzzProxyTarget(f *testing.F) {
 	f.Add("api.example.com,*.svc:8080,[::1]:80", "http", "api.example.com:80")
 	f.Add("", "https", "[::1]")
 	f.Add("10.0.0.1", "http", "10.0.0.1:")
+	f.Add("*:8443,*", "http", "[fe80::1%25eth0]:80")
 	f.Fuzz(func(t *testing.T, list, scheme, host string) {
 		entries, err := parseHostList(list)
 		if err != nil {
@@ -105,6 +108,17 @@ func FuzzProxyTarget(f *testing.F) {
 		m.allowed(scheme, host)
 		if !(hostMatcher{}).allowed(scheme, host) {
 			t.Errorf("empty list refused %q", host)
+		}
+		u, err := url.Parse(scheme + "://" + host + "/")
+		if err != nil || u.Host != host || (scheme != "http" && scheme != "https") {
+			return // the server or the proxy refuses such a request before target
+		}
+		up, err := (&handler{tlsHosts: m}).target(&http.Request{URL: u, Header: http.Header{}})
+		if err != nil {
+			t.Fatalf("target(%s://%s) = %v, want no error without control headers", scheme, host, err)
+		}
+		if !strings.Contains(up.hostport, u.Hostname()) {
+			t.Errorf("target(%s://%s) dials %q, another host", scheme, host, up.hostport)
 		}
 	})
 }

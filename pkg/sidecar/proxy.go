@@ -173,20 +173,16 @@ func (h *handler) proxy(w http.ResponseWriter, r *http.Request, kind proxyKind) 
 	if r.URL.Host == "" {
 		return httpErrorf(http.StatusBadRequest, "proxy: request URL has no host")
 	}
-	originate, role, hostport, host, err := h.tlsRequest(r)
+	up, err := h.target(r)
 	if err != nil {
 		return err
 	}
-	scheme := r.URL.Scheme
-	if originate {
-		scheme = "https"
+	if !h.hosts.allowed(up.scheme(), up.hostport) {
+		return httpErrorf(http.StatusForbidden, "proxy: upstream %q is not in ATHENZ_PROXY_ALLOWED_HOSTS; no token was sent", truncate(up.hostport))
 	}
-	if !h.hosts.allowed(scheme, hostport) {
-		return httpErrorf(http.StatusForbidden, "proxy: upstream %q is not in ATHENZ_PROXY_ALLOWED_HOSTS; no token was sent", truncate(hostport))
-	}
-	call := &proxyCall{hostport: hostport, host: host}
-	if originate {
-		if call.tls, err = h.clientCertificate(role); err != nil {
+	call := &proxyCall{hostport: up.hostport, host: up.host}
+	if up.tls {
+		if call.tls, err = h.clientCertificate(up.role); err != nil {
 			return err
 		}
 	}

@@ -136,46 +136,66 @@ func (u upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	return t.RoundTrip(req)
 }
 
-// tlsRequest decides whether a proxied request is originated over TLS,
-// from the request's scheme, ATHENZ_PROXY_TLS_HOSTS and the control
-// headers, and returns the host:port to dial and the Host header to send
-// ("" to keep the request's). A bad control header is a 400 naming it.
-func (h *handler) tlsRequest(r *http.Request) (originate bool, role *tokens.Target, hostport, host string, err error) {
-	hostport = r.URL.Host
+// upstreamTarget is how the proxy reaches a request's upstream.
+type upstreamTarget struct {
+	// tls: originate TLS, presenting role's certificate (nil: the
+	// identity's).
+	tls  bool
+	role *tokens.Target
+	// hostport is the address to dial; host, when set, replaces the Host
+	// header (an http:// request called on port 443).
+	hostport, host string
+}
+
+// scheme is the scheme the upstream is called with.
+func (u upstreamTarget) scheme() string {
+	if u.tls {
+		return "https"
+	}
+	return "http"
+}
+
+// target decides how a proxied request reaches its upstream: over TLS
+// for an https:// URL, a host of ATHENZ_PROXY_TLS_HOSTS or a control
+// header asking for it; on port 443 for an http:// URL without a port or
+// with 80. A bad control header is a 400 naming it.
+func (h *handler) target(r *http.Request) (upstreamTarget, error) {
+	u := upstreamTarget{hostport: r.URL.Host}
 	if v := r.Header.Get(headerUpstreamTLS); v != "" {
-		originate, err = strconv.ParseBool(v)
-		if err != nil {
-			return false, nil, "", "", httpErrorf(http.StatusBadRequest, "proxy: invalid header Athenz-Upstream-TLS: %q: want true or false", truncate(v))
+		var err error
+		if u.tls, err = strconv.ParseBool(v); err != nil {
+			return u, httpErrorf(http.StatusBadRequest, "proxy: invalid header Athenz-Upstream-TLS: %q: want true or false", truncate(v))
 		}
 	}
 	if v := r.Header.Get(headerUpstreamRoleCert); v != "" {
-		t, perr := tokens.ParseTarget(v)
-		if perr == nil && t.Role == "" {
-			perr = fmt.Errorf("want <domain>:role.<role>")
+		t, err := tokens.ParseTarget(v)
+		if err == nil && t.Role == "" {
+			err = fmt.Errorf("want <domain>:role.<role>")
 		}
-		if perr != nil {
-			return false, nil, "", "", &HTTPError{Code: http.StatusBadRequest, Msg: fmt.Sprintf("proxy: invalid header %s: %v", headerUpstreamRoleCert, perr), Err: perr}
+		if err != nil {
+			return u, &HTTPError{Code: http.StatusBadRequest, Msg: fmt.Sprintf("proxy: invalid header %s: %v", headerUpstreamRoleCert, err), Err: err}
 		}
 		if h.origin == nil || h.origin.pools[t.String()] == nil {
-			return false, nil, "", "", httpErrorf(http.StatusBadRequest, "proxy: header %s: %s is not in ATHENZ_ROLE_CERTS; the sidecar has no such role certificate", headerUpstreamRoleCert, t)
+			return u, httpErrorf(http.StatusBadRequest, "proxy: header %s: %s is not in ATHENZ_ROLE_CERTS; the sidecar has no such role certificate", headerUpstreamRoleCert, t)
 		}
-		originate, role = true, &t
+		u.tls, u.role = true, &t
 	}
 	switch {
 	case r.URL.Scheme == "https":
-		return true, role, hostport, "", nil
-	case !originate && !h.tlsHosts.match(r.URL.Scheme, r.URL.Host):
-		return false, nil, hostport, "", nil
+		u.tls = true
+		return u, nil
+	case !u.tls && !h.tlsHosts.match(r.URL.Scheme, r.URL.Host):
+		return u, nil
 	}
-	// http:// with TLS: the app's port, or 443 for none or 80.
-	name, port, serr := net.SplitHostPort(r.URL.Host)
+	u.tls = true
+	name, port, err := net.SplitHostPort(r.URL.Host)
 	switch {
-	case serr != nil:
-		return true, role, net.JoinHostPort(trimBrackets(r.URL.Host), "443"), r.URL.Host, nil
+	case err != nil: // no port
+		u.hostport, u.host = net.JoinHostPort(trimBrackets(r.URL.Host), "443"), r.URL.Host
 	case port == "80":
-		return true, role, net.JoinHostPort(name, "443"), bracketIPv6(name), nil
+		u.hostport, u.host = net.JoinHostPort(name, "443"), bracketIPv6(name)
 	}
-	return true, role, hostport, "", nil
+	return u, nil
 }
 
 func trimBrackets(h string) string {

@@ -519,7 +519,7 @@ func TestTLSRequestTarget(t *testing.T) {
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", tt.url, nil)
 		maps.Copy(r.Header, tt.header)
-		originate, role, hostport, host, err := h2.tlsRequest(r)
+		up, err := h2.target(r)
 		if tt.wantErrPrefix != "" {
 			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErrPrefix) {
 				t.Errorf("%s %v: error %v, want one starting %q", tt.url, tt.header, err, tt.wantErrPrefix)
@@ -527,12 +527,12 @@ func TestTLSRequestTarget(t *testing.T) {
 			continue
 		}
 		gotRole := ""
-		if role != nil {
-			gotRole = role.String()
+		if up.role != nil {
+			gotRole = up.role.String()
 		}
-		if err != nil || originate != tt.wantTLS || gotRole != tt.wantRole || hostport != tt.wantHostport || host != tt.wantHost {
+		if err != nil || up.tls != tt.wantTLS || gotRole != tt.wantRole || up.hostport != tt.wantHostport || up.host != tt.wantHost {
 			t.Errorf("%s %v: TLS %v role %q dial %q Host %q (%v), want TLS %v role %q dial %q Host %q",
-				tt.url, tt.header, originate, gotRole, hostport, host, err, tt.wantTLS, tt.wantRole, tt.wantHostport, tt.wantHost)
+				tt.url, tt.header, up.tls, gotRole, up.hostport, up.host, err, tt.wantTLS, tt.wantRole, tt.wantHostport, tt.wantHost)
 		}
 	}
 }

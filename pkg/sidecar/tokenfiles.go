@@ -197,14 +197,6 @@ func (tf *tokenFiles) writeOnce(ctx context.Context, fetch tokens.FetchFunc) err
 	return errors.Join(errs...)
 }
 
-// identityDir is IdentityDir with its default (identity.DefaultIdentityDir).
-func (c Config) identityDir() string {
-	if c.IdentityDir == "" {
-		return identity.DefaultIdentityDir
-	}
-	return c.IdentityDir
-}
-
 // tokenFileMode is the mode of the token files: the key's
 // (ATHENZ_IDENTITY_KEY_MODE), since a token is as much a credential.
 func (c Config) tokenFileMode() fs.FileMode {

@@ -68,8 +68,10 @@ func TestTokenFileReader(t *testing.T) {
 // ZTS's CA) as plain HTTP through the sidecar's proxy with
 // Athenz-Upstream-TLS: true. The sidecar calls it over TLS (HTTP/2)
 // presenting the Pod's certificate and adds Athenz-Role-Auth; the upstream
-// sees the Pod's SPIFFE URI and the certificate /svccert serves (or the
-// next one, when the 2-minute certificate rotated in between).
+// sees the Pod's SPIFFE URI and the certificate /svccert serves. The app
+// goes on calling it through the 2-minute certificate's rotation: every
+// call succeeds, and the first one after /svccert shows the new
+// certificate presents it.
 func TestProxyMTLSUpstream(t *testing.T) {
 	t.Parallel()
 	ns := "origination" // no "-": the domain is the namespace
@@ -101,9 +103,40 @@ func TestProxyMTLSUpstream(t *testing.T) {
 	if id.Proto != "HTTP/2.0" {
 		t.Errorf("the upstream saw %s, want HTTP/2.0 (it offers h2)", id.Proto)
 	}
-	leaf := parseCert(t, "GET /svccert", app.want(t, 200, "http://127.0.0.1:8081/svccert"))
-	if id.CommonName != leaf.Subject.CommonName {
-		t.Errorf("the upstream saw client %q, want the Pod's certificate %q", id.CommonName, leaf.Subject.CommonName)
+	first := parseCert(t, "GET /svccert", app.want(t, 200, "http://127.0.0.1:8081/svccert"))
+	if id.CommonName != first.Subject.CommonName {
+		t.Errorf("the upstream saw client %q, want the Pod's certificate %q", id.CommonName, first.Subject.CommonName)
 	}
 	t.Logf("the upstream saw %s over %s with URIs %v and a role token for %s", id.CommonName, id.Proto, id.URIs, tokenFields(id.RoleAuth)["p"])
+
+	// Through the rotation: a call a second until /svccert serves the next
+	// certificate; each must succeed (app.want fails the test otherwise).
+	call := func() framework.ClientIdentity {
+		var got framework.ClientIdentity
+		decode(t, "the upstream's answer", app.want(t, 200, "-x", "http://127.0.0.1:8081", "-H", "Athenz-Upstream-TLS: true",
+			"-H", "Athenz-Domain: "+framework.Domain, "-H", "Athenz-Role: "+framework.Role, "http://"+u.Host+"/orders"), &got)
+		return got
+	}
+	calls, serials := 0, map[string]int{}
+	deadline := time.Now().Add(certLifetime + time.Minute)
+	for {
+		serials[call().Serial]++
+		calls++
+		cur := parseCert(t, "GET /svccert", app.want(t, 200, "http://127.0.0.1:8081/svccert"))
+		if cur.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			got := call()
+			serials[got.Serial]++
+			calls++
+			if got.Serial != cur.SerialNumber.Text(16) {
+				t.Errorf("the first call after the rotation presented certificate %s (the old one: %v), want the new one %s",
+					got.Serial, got.Serial == first.SerialNumber.Text(16), cur.SerialNumber.Text(16))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new certificate within %v", certLifetime+time.Minute)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("%d calls through the proxy during the rotation, all answered 200; certificates presented: %v", calls, serials)
 }

@@ -63,6 +63,7 @@ type IdentityServer struct {
 // ClientIdentity is what IdentityServer answers.
 type ClientIdentity struct {
 	CommonName string   `json:"commonName"`
+	Serial     string   `json:"serial"` // hexadecimal
 	DNSNames   []string `json:"dnsNames"`
 	URIs       []string `json:"uris"`
 	IPs        []string `json:"ips"`
@@ -94,7 +95,8 @@ func StartIdentityServer(ip net.IP, ca *TestCA, clientCAs *x509.CertPool) (*Iden
 func StartIdentityServerWithCert(ip net.IP, cert tls.Certificate, clientCAs *x509.CertPool) (*IdentityServer, error) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		leaf := r.TLS.PeerCertificates[0]
-		id := ClientIdentity{CommonName: leaf.Subject.CommonName, DNSNames: leaf.DNSNames, RoleAuth: r.Header.Get("Athenz-Role-Auth"), Proto: r.Proto}
+		id := ClientIdentity{CommonName: leaf.Subject.CommonName, Serial: leaf.SerialNumber.Text(16), DNSNames: leaf.DNSNames,
+			RoleAuth: r.Header.Get("Athenz-Role-Auth"), Proto: r.Proto}
 		for _, u := range leaf.URIs {
 			id.URIs = append(id.URIs, u.String())
 		}
