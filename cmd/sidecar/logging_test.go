@@ -89,6 +89,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		"ATHENZ_IDENTITY_DIR=" + idDir,
 		"ATHENZ_ROLE_CERTS=prov:role.reader",
 		"ATHENZ_PREFETCH=prov:role.writer",
+		"ATHENZ_TOKEN_FILES=roletoken:prov:role.writer",
 		"ATHENZ_PROXY_ALLOWED_HOSTS=127.0.0.1",
 		"ATHENZ_ZTS_TIMEOUT=2s",
 		"ATHENZ_LISTEN=127.0.0.1:0",
@@ -133,6 +134,11 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 		secrets = append(secrets, m[field].(string))
 	}
+	fileToken, err := os.ReadFile(filepath.Join(idDir, "tokens/prov/writer.roletoken"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, string(fileToken))
 	token(get(t, nil, api+"/ntoken"), "token")
 	token(get(t, nil, api+"/roletoken?domain=prov&role=reader"), "token")
 	token(post(t, api+"/roletoken", `{"domain":"prov","role":"reader,writer"}`), "token")
@@ -226,7 +232,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if levels["debug"] == 0 || levels["error"] == 0 || levels["info"] == 0 {
 		t.Errorf("log levels %v, want debug, info and error lines from the flow", levels)
 	}
-	for _, want := range []string{`"msg":"request refused"`, `"msg":"request failed"`, "database down", "not included in the requested role", `"path":"http://127.0.0.1:`} {
+	for _, want := range []string{`"msg":"request refused"`, `"msg":"request failed"`, "database down", "not included in the requested role", `"path":"http://127.0.0.1:`, `"msg":"token file written"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s: the flow did not log what it should", want)
 		}
