@@ -90,15 +90,6 @@ type SidecarProfileSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^(accesstoken|roletoken):[a-zA-Z0-9_][a-zA-Z0-9_-]*(\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*:role\.[a-zA-Z0-9_][a-zA-Z0-9_-]*(\.[a-zA-Z0-9_][a-zA-Z0-9_-]*)*$`
 	TokenFiles []string `json:"tokenFiles,omitempty"`
 
-	// ProxyAllowedHosts lists the upstream hosts the sidecar's forward proxy
-	// may send tokens to. Empty: every host (see the sidecar docs).
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=256
-	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^[^,\s]+$`
-	ProxyAllowedHosts []string `json:"proxyAllowedHosts,omitempty"`
-
 	// ProxyTLSHosts lists the upstream hosts, in the syntax of
 	// ProxyAllowedHosts plus "*" (every host) and "*:port", that the
 	// sidecar's proxy calls over TLS, presenting the Pod's certificate,
@@ -110,6 +101,15 @@ type SidecarProfileSpec struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	// +kubebuilder:validation:items:Pattern=`^[^,\s]+$`
 	ProxyTLSHosts []string `json:"proxyTLSHosts,omitempty"`
+
+	// ProxyAllowedHosts lists the upstream hosts the sidecar's forward proxy
+	// may send tokens to. Empty: every host (see the sidecar docs).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[^,\s]+$`
+	ProxyAllowedHosts []string `json:"proxyAllowedHosts,omitempty"`
 
 	// IdentityPolicy bounds the Athenz identities this profile gives: which
 	// namespaces may use it, and which identities besides the one its

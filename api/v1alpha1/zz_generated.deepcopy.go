@@ -279,13 +279,13 @@ func (in *SidecarProfileSpec) DeepCopyInto(out *SidecarProfileSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
-	if in.ProxyAllowedHosts != nil {
-		in, out := &in.ProxyAllowedHosts, &out.ProxyAllowedHosts
+	if in.ProxyTLSHosts != nil {
+		in, out := &in.ProxyTLSHosts, &out.ProxyTLSHosts
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
-	if in.ProxyTLSHosts != nil {
-		in, out := &in.ProxyTLSHosts, &out.ProxyTLSHosts
+	if in.ProxyAllowedHosts != nil {
+		in, out := &in.ProxyAllowedHosts, &out.ProxyAllowedHosts
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}

@@ -64,8 +64,8 @@ type config struct {
 	denyHostNet bool
 	prefetch    string // canonical target list
 	tokenFiles  string // canonical token file list
+	tlsHosts    string // ATHENZ_PROXY_TLS_HOSTS
 	proxyHosts  string
-	tlsHosts    string
 }
 
 // ValidateProfile reports what makes a profile unusable, naming the field.
@@ -100,7 +100,6 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 		native:      spec.Sidecar.NativeSidecar != v1alpha1.NativeSidecarNever,
 		denyHostNet: spec.Sidecar.HostNetwork == v1alpha1.HostNetworkDeny,
 		proxyHosts:  strings.Join(spec.ProxyAllowedHosts, ","),
-		tlsHosts:    strings.Join(spec.ProxyTLSHosts, ","),
 	}
 	bad := func(field, format string, args ...any) (config, error) {
 		return config{}, denyf("SidecarProfile %s: spec.%s: %s", c.profile, field, fmt.Sprintf(format, args...))
@@ -225,6 +224,7 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 	if c.tokenFiles, err = canonicalTokenFiles(strings.Join(spec.TokenFiles, ",")); err != nil {
 		return bad("tokenFiles", "%v", err)
 	}
+	c.tlsHosts = strings.Join(spec.ProxyTLSHosts, ",")
 	for _, l := range []struct {
 		field string
 		hosts []string
