@@ -111,6 +111,31 @@ type SidecarProfileSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^[^,\s]+$`
 	ProxyAllowedHosts []string `json:"proxyAllowedHosts,omitempty"`
 
+	// InjectContainers names the containers (app and init containers) that
+	// get the identity volume and the ATHENZ_* variables. Names that a Pod
+	// does not have are ignored. Empty: every container but the sidecar and
+	// the containers of service meshes (istio-proxy, linkerd-proxy and
+	// their init containers). The Pod annotation athenz.io/inject-containers
+	// replaces this list.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	InjectContainers []string `json:"injectContainers,omitempty"`
+
+	// Revision names this profile as one revision of the sidecar, so that
+	// a new sidecar can be rolled out namespace by namespace: a Pod whose
+	// own label or whose namespace's label athenz.io/rev is R, and that
+	// names no profile with athenz.io/profile, uses the profile whose
+	// revision is R (in its namespace, else in the injector's namespace)
+	// instead of "default". Injected Pods carry the label athenz.io/rev
+	// with the revision of the profile they got.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Revision string `json:"revision,omitempty"`
+
 	// IdentityPolicy bounds the Athenz identities this profile gives: which
 	// namespaces may use it, and which identities besides the one its
 	// templates give Pods may claim with the athenz.io/domain and
@@ -433,7 +458,80 @@ type Sidecar struct {
 	// Default: socket.
 	// +optional
 	HostNetwork HostNetworkPolicy `json:"hostNetwork,omitempty"`
+
+	// RunAsUser is the sidecar's user ID. The Pod annotation
+	// athenz.io/sidecar-run-as-user overrides it. Default: 65532. Whatever
+	// the user, app containers of any UID can read the identity files
+	// (the key is 0644 in a Pod without an fsGroup, 0640 with one).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+
+	// RunAsGroup is the sidecar's group ID. The Pod annotation
+	// athenz.io/sidecar-run-as-group overrides it. Default: 65532.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
+
+	// InitOnly adds only an init container that fetches the identity files
+	// and exits, with no sidecar that keeps running: no token API, no
+	// rotation (for batch Pods that finish before the certificate expires,
+	// as Vault's agent-pre-populate-only). The Pod annotation
+	// athenz.io/init-only overrides it. Default: false.
+	// +optional
+	InitOnly bool `json:"initOnly,omitempty"`
+
+	// ImagePullSecrets are added to the Pod's spec.imagePullSecrets (those
+	// it does not list already), for a sidecar image in a private
+	// registry. They must exist in the Pod's namespace. The Pod annotation
+	// athenz.io/image-pull-secrets (comma-separated names) replaces them.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Placement of the sidecar among the Pod's init containers. Auto: after
+	// the native sidecars of a service mesh (istio-proxy, linkerd-proxy)
+	// when the Pod has them, so that the mesh carries the sidecar's calls
+	// to ZTS, else first; the Pod's own init containers come after it and
+	// can use the identity. First: always the first init container. Last:
+	// after the Pod's own init containers, which then run without the
+	// identity. The Pod annotation athenz.io/sidecar-placement overrides
+	// it. Default: Auto.
+	// +optional
+	Placement SidecarPlacement `json:"placement,omitempty"`
+
+	// ShutdownDelaySeconds keeps a sidecar that runs as a regular container
+	// (nativeSidecar: Never) serving for this long after the Pod is told
+	// to stop (a preStop sleep), so that an app that needs a token during
+	// its own graceful shutdown still gets one. Kubernetes sends SIGTERM to
+	// regular containers all at once; a native sidecar stops after the app
+	// and needs no delay. At most the Pod's terminationGracePeriodSeconds.
+	// The Pod annotation athenz.io/sidecar-shutdown-delay-seconds overrides
+	// it. Default: 5 (0 turns the delay off).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	ShutdownDelaySeconds *int32 `json:"shutdownDelaySeconds,omitempty"`
 }
+
+// SidecarPlacement chooses where the sidecar goes among the Pod's init
+// containers.
+// +kubebuilder:validation:Enum=Auto;First;Last
+type SidecarPlacement string
+
+// Sidecar placements.
+const (
+	// PlacementAuto puts the sidecar after a service mesh's native proxy
+	// sidecar when the Pod has one, else first.
+	PlacementAuto SidecarPlacement = "Auto"
+	// PlacementFirst makes the sidecar the first init container.
+	PlacementFirst SidecarPlacement = "First"
+	// PlacementLast puts the sidecar after the Pod's own init containers.
+	PlacementLast SidecarPlacement = "Last"
+)
 
 // SidecarPorts are the sidecar's listening ports.
 // +kubebuilder:validation:XValidation:rule="(has(self.api) ? self.api : 8081) != (has(self.health) ? self.health : 8082)",message="api and health must be different ports"

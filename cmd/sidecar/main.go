@@ -22,8 +22,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	var code int
-	if len(os.Args) == 2 && os.Args[1] == "probe" {
-		code = probe(ctx, os.Environ(), os.Stdout)
+	if len(os.Args) >= 2 && os.Args[1] == "probe" {
+		code = probe(ctx, os.Args[2:], os.Environ(), os.Stdout)
 	} else {
 		code = run(ctx, os.Args[1:], os.Environ(), os.Stderr, sidecar.Run)
 	}

@@ -100,6 +100,10 @@ type Config struct {
 	// CertFile is the certificate for mTLS to ZTS (ATHENZ_CERT_FILE, files
 	// mode).
 	CertFile string
+	// CAFile is the CA bundle that issued CertFile (ATHENZ_CA_FILE, files
+	// mode, optional): copied to ca.cert.pem in IdentityDir with the pair,
+	// so that apps find the CA where every mode puts it.
+	CAFile string
 	// IdentityDir is where certificate, key and CA are written
 	// (ATHENZ_IDENTITY_DIR). Default: /var/run/athenz.
 	IdentityDir string
@@ -119,8 +123,12 @@ type Config struct {
 	// ListenAllowRemote lets the token API and the proxies listen on a
 	// non-loopback address (ATHENZ_LISTEN_ALLOW_REMOTE).
 	ListenAllowRemote bool
-	// HealthListen is the address of /healthz and /readyz
-	// (ATHENZ_HEALTH_LISTEN). Default: DefaultHealthListen.
+	// HealthListen is the address of /healthz, /readyz and /metrics
+	// (ATHENZ_HEALTH_LISTEN). Default: DefaultHealthListen. ListenOff
+	// ("off") opens no health port: /healthz and /readyz are then served
+	// on ATHENZ_SOCKET only (hostNetwork Pods, where a port is the node's
+	// and two Pods on one node would want the same one), and `sidecar
+	// probe` asks there.
 	HealthListen string
 	// Socket, when set, is a Unix socket path that serves the token API too
 	// (ATHENZ_SOCKET).
@@ -290,6 +298,7 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"ATHENZ_CERT_FILE", str(func(c *Config) *string { return &c.CertFile })},
+	{"ATHENZ_CA_FILE", str(func(c *Config) *string { return &c.CAFile })},
 	{"ATHENZ_IDENTITY_DIR", str(func(c *Config) *string { return &c.IdentityDir })},
 	{"ATHENZ_PROVIDER", func(c *Config, v string) error {
 		c.CopperArgos.Provider = v
@@ -566,6 +575,7 @@ func (c Config) Validate() error {
 		"ATHENZ_KEY_FILE":           c.KeyFile != "",
 		"ATHENZ_KEY_VERSION":        c.KeyVersion != "",
 		"ATHENZ_CERT_FILE":          c.CertFile != "",
+		"ATHENZ_CA_FILE":            c.CAFile != "",
 		"ATHENZ_DOMAIN":             c.Domain != "",
 		"ATHENZ_SERVICE":            c.Service != "",
 		"ATHENZ_PROVIDER":           ca.Provider != "",
@@ -603,7 +613,7 @@ func (c Config) Validate() error {
 			add("ATHENZ_IDENTITY_MODE=%s: --dev runs in key-file mode", c.IdentityMode)
 		}
 		forbid("--dev runs its own fake ZTS with a generated key; unset it", "ATHENZ_ZTS_URL", "ATHENZ_ZTS_CA_FILE",
-			"ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_CERT_FILE", "ATHENZ_DNS_SUFFIX")
+			"ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_CERT_FILE", "ATHENZ_CA_FILE", "ATHENZ_DNS_SUFFIX")
 		forbid("a copper-argos setting; --dev runs in key-file mode", registration...)
 	} else {
 		require("(the ZTS base URL, https://host:4443/zts/v1)", "ATHENZ_ZTS_URL")
@@ -615,11 +625,11 @@ func (c Config) Validate() error {
 			forbid("a key-file setting, not used with ATHENZ_IDENTITY_MODE=files", "ATHENZ_KEY_FILE_CERT")
 		case IdentityKeyFile:
 			require("with ATHENZ_IDENTITY_MODE=key-file", "ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_DOMAIN", "ATHENZ_SERVICE")
-			forbid("key-file mode authenticates with N-tokens signed by ATHENZ_KEY_FILE; use ATHENZ_IDENTITY_MODE=files for a certificate", "ATHENZ_CERT_FILE")
+			forbid("key-file mode authenticates with N-tokens signed by ATHENZ_KEY_FILE; use ATHENZ_IDENTITY_MODE=files for a certificate", "ATHENZ_CERT_FILE", "ATHENZ_CA_FILE")
 			forbid("a copper-argos setting, not used with ATHENZ_IDENTITY_MODE=key-file", registration...)
 		case IdentityCopperArgos:
 			why := "copper-argos mode (the default ATHENZ_IDENTITY_MODE) generates its own key and certificate"
-			forbid(why, "ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_CERT_FILE", "ATHENZ_KEY_FILE_CERT")
+			forbid(why, "ATHENZ_KEY_FILE", "ATHENZ_KEY_VERSION", "ATHENZ_CERT_FILE", "ATHENZ_KEY_FILE_CERT", "ATHENZ_CA_FILE")
 		}
 	}
 	if c.ZTSURL != "" {
@@ -636,16 +646,23 @@ func (c Config) Validate() error {
 		}
 		apiAddr = "" // checked above; nothing to bind
 	}
+	healthAddr := c.HealthListen
+	if c.HealthListen == ListenOff {
+		if c.Socket == "" {
+			add("ATHENZ_HEALTH_LISTEN=off needs ATHENZ_SOCKET: /healthz and /readyz must be served somewhere")
+		}
+		healthAddr = ""
+	}
 	listeners := []struct{ name, addr string }{
 		{"ATHENZ_LISTEN", apiAddr},
 		{"ATHENZ_PROXY_NTOKEN_LISTEN", c.ProxyNTokenListen},
 		{"ATHENZ_PROXY_ROLETOKEN_LISTEN", c.ProxyRoleTokenListen},
-		{"ATHENZ_HEALTH_LISTEN", c.HealthListen},
+		{"ATHENZ_HEALTH_LISTEN", healthAddr},
 	}
 	var valid []int
 	for i, l := range listeners {
 		if l.addr == "" {
-			if (i == 0 && c.Listen != ListenOff) || i == 3 {
+			if (i == 0 && c.Listen != ListenOff) || (i == 3 && c.HealthListen != ListenOff) {
 				add("%s must not be empty", l.name)
 			}
 			continue

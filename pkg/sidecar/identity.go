@@ -117,6 +117,7 @@ func identityOptions(cfg Config, opts IdentityOptions) identity.Options {
 		KeyPEM:          opts.KeyPEM,
 		KeyVersion:      cfg.KeyVersion,
 		CertFile:        cfg.CertFile,
+		CAFile:          cfg.CAFile,
 		PodUID:          cfg.Pod.UID,
 		PodIP:           cfg.Pod.IP,
 		PodNamespace:    cfg.Pod.Namespace,

@@ -112,6 +112,20 @@ func (m *Manager) reloadFiles() (*credential, bool, error) {
 		// and nothing measures it.
 		valid: certValidity(content.pair.Leaf, 0),
 	}
+	if o.CAFile != "" {
+		// The issuer's CA, for apps that verify peers of the same issuer
+		// (ATHENZ_CA_FILE of app containers): read with the pair, since
+		// cert-manager and CSI drivers write it with them.
+		ca, err := os.ReadFile(o.CAFile)
+		if err == nil {
+			_, err = parseCerts(ca)
+		}
+		if err != nil {
+			m.files.failed = stamp
+			return nil, false, fmt.Errorf("ATHENZ_CA_FILE=%s: %w", o.CAFile, err)
+		}
+		c.caPEM = ca
+	}
 	// Files that already are the identity directory's are not rewritten
 	// (the rewrite would look like a change at the next poll).
 	if samePath(o.CertFile, filepath.Join(o.IdentityDir, CertFileName)) {

@@ -221,6 +221,10 @@ type Options struct {
 	// CertFile is the certificate written by another tool, in files mode
 	// (ATHENZ_CERT_FILE).
 	CertFile string
+	// CAFile is the CA bundle that issued CertFile, in files mode
+	// (ATHENZ_CA_FILE, optional): read with the pair and written to
+	// CAFileName.
+	CAFile string
 	// PollInterval is how often files mode looks for changed files.
 	// Default 5 s.
 	PollInterval time.Duration
