@@ -391,6 +391,15 @@ type FilesIdentity struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	KeyKey string `json:"keyKey,omitempty"`
+	// CAKey is the key of the PEM bundle of the CA that issued the
+	// certificate, such as cert-manager's ca.crt. When set, the sidecar
+	// copies it to /var/run/athenz/ca.cert.pem and app containers get
+	// ATHENZ_CA_FILE; unset, they get no ATHENZ_CA_FILE, since nothing
+	// would write the file. Default: unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	CAKey string `json:"caKey,omitempty"`
 }
 
 // NativeSidecarPolicy chooses how the sidecar runs.
@@ -443,7 +452,11 @@ type Sidecar struct {
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
-	// Ports of the sidecar.
+	// Ports of the sidecar. The Pod annotations athenz.io/sidecar-api-port
+	// and athenz.io/sidecar-health-port override them. hostNetwork Pods
+	// open a health port only when the Pod annotation names one (a port
+	// there is the node's, and two Pods of one profile on a node would
+	// want the same): their probes ask the sidecar's Unix socket.
 	// +optional
 	Ports SidecarPorts `json:"ports,omitzero"`
 

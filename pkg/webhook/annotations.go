@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -41,6 +42,33 @@ const (
 	// AnnotationNativeSidecar overrides the profile's nativeSidecar:
 	// "true" or "Always", "false" or "Never".
 	AnnotationNativeSidecar = "athenz.io/native-sidecar"
+	// AnnotationAPIPort and AnnotationHealthPort override the profile's
+	// sidecar.ports.api and sidecar.ports.health (1-65535). On a
+	// hostNetwork Pod the health port is opened only when this annotation
+	// names one.
+	AnnotationAPIPort    = "athenz.io/sidecar-api-port"
+	AnnotationHealthPort = "athenz.io/sidecar-health-port"
+	// AnnotationRunAsUser and AnnotationRunAsGroup override the profile's
+	// sidecar.runAsUser and sidecar.runAsGroup (numeric IDs).
+	AnnotationRunAsUser  = "athenz.io/sidecar-run-as-user"
+	AnnotationRunAsGroup = "athenz.io/sidecar-run-as-group"
+	// AnnotationInjectContainers replaces the profile's injectContainers:
+	// the comma-separated names of the containers that get the identity
+	// volume and the ATHENZ_* variables. Each must be a container or init
+	// container of the Pod.
+	AnnotationInjectContainers = "athenz.io/inject-containers"
+	// AnnotationInitOnly overrides the profile's sidecar.initOnly: "true"
+	// adds only an init container that fetches the identity files.
+	AnnotationInitOnly = "athenz.io/init-only"
+	// AnnotationImagePullSecrets replaces the profile's
+	// sidecar.imagePullSecrets: comma-separated Secret names.
+	AnnotationImagePullSecrets = "athenz.io/image-pull-secrets"
+	// AnnotationPlacement overrides the profile's sidecar.placement: Auto,
+	// First or Last.
+	AnnotationPlacement = "athenz.io/sidecar-placement"
+	// AnnotationShutdownDelay overrides the profile's
+	// sidecar.shutdownDelaySeconds (nativeSidecar: Never).
+	AnnotationShutdownDelay = "athenz.io/sidecar-shutdown-delay-seconds"
 
 	// AnnotationStatus is written on injected Pods: JSON saying what was
 	// injected, by which injector version and profile. Its presence makes
@@ -54,6 +82,11 @@ const (
 	// workload's annotation removes the copy, and only the copy.
 	AnnotationInjectCopied = "athenz.io/inject-copied"
 )
+
+// LabelRevision, on a Pod or its namespace, selects the SidecarProfile whose
+// spec.revision it names when the Pod names no profile; the injector sets
+// it on injected Pods to the revision of the profile they got.
+const LabelRevision = "athenz.io/rev"
 
 // NamespaceLabelInject on a namespace with the value NamespaceInjectEnabled
 // opts in every Pod of the namespace that does not say "false".
@@ -136,14 +169,22 @@ func ProfileName(annotations map[string]string) (string, error) {
 	return name, nil
 }
 
-// overrides are the per-Pod annotations, parsed and validated.
-// The identity annotations are PodIdentity's.
+// overrides are the per-Pod annotations, parsed and validated; nil means
+// "the profile's". The identity annotations are PodIdentity's.
 type overrides struct {
-	prefetch    *string // nil: the profile's list
-	tokenFiles  *string // nil: the profile's list
-	image       string
-	cpu, memory *resource.Quantity
-	native      *bool
+	prefetch              *string
+	tokenFiles            *string
+	image                 string
+	cpu, memory           *resource.Quantity
+	native                *bool
+	apiPort, healthPort   *int32
+	runAsUser, runAsGroup *int64
+	containers            []string
+	initOnly              *bool
+	pullSecrets           []string
+	pullSecretsSet        bool
+	placement             v1alpha1.SidecarPlacement
+	shutdownDelay         *int32
 }
 
 func parseOverrides(a map[string]string) (overrides, error) {
@@ -187,7 +228,103 @@ func parseOverrides(a map[string]string) (overrides, error) {
 		}
 		o.native = &native
 	}
+	if o.apiPort, err = parseInt[int32](a, AnnotationAPIPort, 1, 65535, "a port"); err != nil {
+		return o, err
+	}
+	if o.healthPort, err = parseInt[int32](a, AnnotationHealthPort, 1, 65535, "a port"); err != nil {
+		return o, err
+	}
+	if o.runAsUser, err = parseInt[int64](a, AnnotationRunAsUser, 1, maxID, "a user ID other than root's"); err != nil {
+		return o, err
+	}
+	if o.runAsGroup, err = parseInt[int64](a, AnnotationRunAsGroup, 0, maxID, "a group ID"); err != nil {
+		return o, err
+	}
+	if o.shutdownDelay, err = parseInt[int32](a, AnnotationShutdownDelay, 0, maxShutdownDelay, "seconds"); err != nil {
+		return o, err
+	}
+	if v, ok := a[AnnotationInitOnly]; ok {
+		b, err := parseBool(AnnotationInitOnly, v)
+		if err != nil {
+			return o, err
+		}
+		o.initOnly = &b
+	}
+	if v, ok := a[AnnotationInjectContainers]; ok {
+		if o.containers, err = parseNames(AnnotationInjectContainers, v, validation.IsDNS1123Label, "a container name"); err != nil {
+			return o, err
+		}
+		if len(o.containers) == 0 {
+			return o, annotationError(AnnotationInjectContainers, v, "name at least one container")
+		}
+	}
+	if v, ok := a[AnnotationImagePullSecrets]; ok {
+		if o.pullSecrets, err = parseNames(AnnotationImagePullSecrets, v, validation.IsDNS1123Subdomain, "a Secret name"); err != nil {
+			return o, err
+		}
+		o.pullSecretsSet = true
+	}
+	if v, ok := a[AnnotationPlacement]; ok {
+		switch p := v1alpha1.SidecarPlacement(v); p {
+		case v1alpha1.PlacementAuto, v1alpha1.PlacementFirst, v1alpha1.PlacementLast:
+			o.placement = p
+		default:
+			return o, annotationError(AnnotationPlacement, v, `want "Auto", "First" or "Last"`)
+		}
+	}
 	return o, nil
+}
+
+// maxID is the largest user or group ID Kubernetes accepts.
+const maxID = 2147483647
+
+// maxShutdownDelay bounds sidecar.shutdownDelaySeconds (the CRD's maximum).
+const maxShutdownDelay = 3600
+
+// parseInt reads an integer annotation in [lo, hi]; what names the kind of
+// value for the message.
+func parseInt[T int32 | int64](a map[string]string, key string, lo, hi int64, what string) (*T, error) {
+	v, ok := a[key]
+	if !ok {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return nil, annotationError(key, v, "want %s, an integer from %d to %d", what, lo, hi)
+	}
+	t := T(n)
+	return &t, nil
+}
+
+func parseBool(key, v string) (bool, error) {
+	switch v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, annotationError(key, v, `want "true" or "false"`)
+}
+
+// parseNames splits a comma-separated list of names, each checked with
+// valid; duplicates are dropped. An empty value is an empty list.
+func parseNames(key, v string, valid func(string) []string, what string) ([]string, error) {
+	var names []string
+	seen := map[string]bool{}
+	for n := range strings.SplitSeq(v, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if errs := valid(n); len(errs) > 0 {
+			return nil, annotationError(key, v, "%q is not %s: %s", truncate(n), what, strings.Join(errs, "; "))
+		}
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	return names, nil
 }
 
 func parseQuantity(a map[string]string, key string) (*resource.Quantity, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -17,11 +18,13 @@ import (
 // athenz.io/status gets no operations. User mistakes are a *Denial whose
 // message names the annotation or field to fix.
 //
-// The operations only add: app containers get the identity mount and the
-// ATHENZ_* variables they do not set, and the Pod gets the sidecar, its
-// volumes and two annotations. Lists are appended to, or created when
-// absent; the one insertion is the sidecar at the head of initContainers,
-// so that the Pod's own init containers can use the identity too.
+// The operations only add: the targeted containers get the identity mount
+// and the ATHENZ_* variables they do not set, and the Pod gets the
+// sidecar, its volumes, its image pull secrets, two annotations and the
+// revision label. Lists are appended to, or created when absent; the one
+// insertion is the sidecar among the init containers (sidecar.placement:
+// by default first, after a mesh's native proxy if there is one), so
+// that the Pod's own init containers can use the identity too.
 func BuildPatch(pod *corev1.Pod, profile *v1alpha1.SidecarProfile, s Settings) ([]PatchOp, error) {
 	if _, ok := pod.Annotations[AnnotationStatus]; ok {
 		return nil, nil
@@ -44,7 +47,10 @@ func checkClashes(pod *corev1.Pod, p *plan) error {
 			}
 		}
 	}
-	ports := map[int32]string{p.healthPort: "health"}
+	ports := map[int32]string{}
+	if p.healthTCP {
+		ports[p.healthPort] = "health"
+	}
 	if !p.socket {
 		ports[p.apiPort] = "api"
 	}
@@ -60,7 +66,7 @@ func checkClashes(pod *corev1.Pod, p *plan) error {
 			}
 			for _, port := range c.Ports {
 				if which, ok := ports[port.ContainerPort]; ok && (port.Protocol == "" || port.Protocol == corev1.ProtocolTCP) {
-					return denyf("%s %q uses port %d, the sidecar's %s port; choose another in the SidecarProfile (spec.sidecar.ports.%s)", kind, c.Name, port.ContainerPort, which, which)
+					return denyf("%s %q uses port %d, the sidecar's %s port; choose another with the annotation athenz.io/sidecar-%s-port or in the SidecarProfile (spec.sidecar.ports.%s)", kind, c.Name, port.ContainerPort, which, which, which)
 				}
 			}
 		}
@@ -75,48 +81,69 @@ func checkClashes(pod *corev1.Pod, p *plan) error {
 // Status is the value of the athenz.io/status annotation (JSON): what the
 // injector added to the Pod, and by which version and profile.
 type Status struct {
-	Version       string `json:"version"`
-	Profile       string `json:"profile"`
+	Version string `json:"version"`
+	Profile string `json:"profile"`
+	// ProfileGeneration is the profile's metadata.generation when the Pod
+	// was injected: a later one means the profile changed since.
+	ProfileGeneration int64 `json:"profileGeneration,omitempty"`
+	// Revision is the profile's spec.revision.
+	Revision      string `json:"revision,omitempty"`
 	Domain        string `json:"domain"`
 	Service       string `json:"service"`
 	Image         string `json:"image"`
 	NativeSidecar bool   `json:"nativeSidecar"`
 	// InitOnly: the identity is fetched by an init container and nothing
-	// keeps running (a Job's Pod without native sidecars): no token API.
-	InitOnly       bool     `json:"initOnly,omitempty"`
-	Socket         bool     `json:"socket,omitempty"`
-	InitContainers []string `json:"initContainers,omitempty"`
-	Containers     []string `json:"containers,omitempty"`
-	Volumes        []string `json:"volumes"`
+	// keeps running (asked for, or a Job's Pod without native sidecars):
+	// no token API.
+	InitOnly bool `json:"initOnly,omitempty"`
+	Socket   bool `json:"socket,omitempty"`
+	// Placement is the sidecar.placement the Pod was injected with.
+	Placement      v1alpha1.SidecarPlacement `json:"placement,omitempty"`
+	InitContainers []string                  `json:"initContainers,omitempty"`
+	Containers     []string                  `json:"containers,omitempty"`
+	Volumes        []string                  `json:"volumes"`
+	// Targets are the Pod's containers that got the identity mount and
+	// variables.
+	Targets []string `json:"targets,omitempty"`
 }
 
 // ops builds the patch. Operations on the Pod's own init containers come
-// before the sidecar is inserted at index 0, so their indexes are the
+// before the sidecar is inserted among them, so their indexes are the
 // Pod's.
 func (p *plan) ops(pod *corev1.Pod, s Settings) []PatchOp {
 	vols := p.volumes()
 	st := Status{
-		Version:       s.version(),
-		Profile:       p.profile,
-		Domain:        p.domain,
-		Service:       p.service,
-		Image:         p.image,
-		NativeSidecar: p.native,
-		InitOnly:      p.initOnly,
-		Socket:        p.socket,
-		Volumes:       make([]string, len(vols)),
+		Version:           s.version(),
+		Profile:           p.profile,
+		ProfileGeneration: p.generation,
+		Revision:          p.revision,
+		Domain:            p.domain,
+		Service:           p.service,
+		Image:             p.image,
+		NativeSidecar:     p.native && !p.initOnly,
+		InitOnly:          p.initOnly,
+		Socket:            p.socket,
+		Placement:         p.placement,
+		Volumes:           make([]string, len(vols)),
 	}
 	for i, v := range vols {
 		st.Volumes[i] = v.Name
 	}
 	switch {
-	case p.native:
-		st.InitContainers = []string{SidecarName}
 	case p.initOnly:
 		st.InitContainers = []string{InitName}
+	case p.native:
+		st.InitContainers = []string{SidecarName}
 	default:
 		st.InitContainers = []string{InitName}
 		st.Containers = []string{SidecarName}
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			if p.targets[c.Name] {
+				st.Targets = append(st.Targets, c.Name)
+			}
+		}
 	}
 	status, err := json.Marshal(st)
 	if err != nil {
@@ -140,26 +167,49 @@ func (p *plan) ops(pod *corev1.Pod, s Settings) []PatchOp {
 		}
 	}
 
+	if p.revision != "" {
+		if _, ok := pod.Labels[LabelRevision]; !ok {
+			ops = addToMap(ops, "/metadata/labels", pod.Labels != nil, LabelRevision, p.revision)
+		}
+	}
+
 	ops = appendToList(ops, "/spec/volumes", pod.Spec.Volumes != nil, vols...)
+	ops = appendToList(ops, "/spec/imagePullSecrets", pod.Spec.ImagePullSecrets != nil, p.missingPullSecrets(pod)...)
 
 	env := p.appEnv()
 	for i := range pod.Spec.InitContainers {
-		ops = appContainerOps(ops, pointer("spec", "initContainers", i), &pod.Spec.InitContainers[i], env)
+		if p.targets[pod.Spec.InitContainers[i].Name] {
+			ops = appContainerOps(ops, pointer("spec", "initContainers", i), &pod.Spec.InitContainers[i], env)
+		}
 	}
 	for i := range pod.Spec.Containers {
-		ops = appContainerOps(ops, pointer("spec", "containers", i), &pod.Spec.Containers[i], env)
+		if p.targets[pod.Spec.Containers[i].Name] {
+			ops = appContainerOps(ops, pointer("spec", "containers", i), &pod.Spec.Containers[i], env)
+		}
 	}
 
-	first := p.sidecar(!p.native)
+	first := p.sidecar(!p.native || p.initOnly)
 	if pod.Spec.InitContainers == nil {
 		ops = append(ops, PatchOp{Op: "add", Path: "/spec/initContainers", Value: []corev1.Container{first}})
 	} else {
-		ops = append(ops, PatchOp{Op: "add", Path: "/spec/initContainers/0", Value: first})
+		ops = append(ops, PatchOp{Op: "add", Path: pointer("spec", "initContainers", p.insertAt), Value: first})
 	}
 	if !p.native && !p.initOnly {
 		ops = appendToList(ops, "/spec/containers", pod.Spec.Containers != nil, p.sidecar(false))
 	}
 	return ops
+}
+
+// missingPullSecrets are the plan's image pull secrets that the Pod does
+// not list.
+func (p *plan) missingPullSecrets(pod *corev1.Pod) []corev1.LocalObjectReference {
+	var out []corev1.LocalObjectReference
+	for _, name := range p.pullSecrets {
+		if !slices.ContainsFunc(pod.Spec.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == name }) {
+			out = append(out, corev1.LocalObjectReference{Name: name})
+		}
+	}
+	return out
 }
 
 // appContainerOps gives one app container the read-only identity mount and

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -81,4 +83,34 @@ func admittable(raw []byte) bool {
 		}
 	}
 	return true
+}
+
+// fuzzCorpus reads the stored corpus of a fuzz target: entry name -> its
+// first []byte argument (the Pod).
+func fuzzCorpus(t testing.TB, target string) map[string][]byte {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", target)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		if len(lines) < 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") {
+			t.Errorf("%s/%s is not a go test fuzz v1 entry with a []byte first", dir, e.Name())
+			continue
+		}
+		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		if err != nil {
+			t.Errorf("%s/%s: %v", dir, e.Name(), err)
+			continue
+		}
+		out[e.Name()] = []byte(s)
+	}
+	return out
 }

@@ -15,6 +15,7 @@ const (
 	ReasonNotOptedIn      = "not opted in"
 	ReasonAnnotationOptIn = "annotation"
 	ReasonNamespaceOptIn  = "namespace label"
+	ReasonWindows         = "windows pod in an opted-in namespace"
 )
 
 // ShouldInject decides whether the Pod gets the sidecar, and says why. The
@@ -38,20 +39,74 @@ func ShouldInject(pod *corev1.Pod, namespaceLabels map[string]string, s Settings
 	case err != nil:
 		return false, "", err
 	case set && inject:
+		if why := windowsPod(pod); why != "" {
+			return false, "", denyf("the Pod opted in with %s, but it runs on Windows (%s): the Athenz sidecar is a Linux image; remove the annotation or set it to \"false\"", AnnotationInject, why)
+		}
 		return true, ReasonAnnotationOptIn, nil
 	case set:
 		return false, ReasonOptedOut, nil
 	case namespaceLabels[NamespaceLabelInject] == NamespaceInjectEnabled:
+		if windowsPod(pod) != "" {
+			// A namespace-wide opt-in must not block the namespace's
+			// Windows Pods, which cannot run the sidecar.
+			return false, ReasonWindows, nil
+		}
 		return true, ReasonNamespaceOptIn, nil
 	}
 	return false, ReasonNotOptedIn, nil
 }
 
-// Mutate is the whole decision for one Pod: ShouldInject, then BuildPatch.
-// A Pod that does not opt in gets no operations and no error; profile may
-// then be nil.
+// osLabel is the node label the kubelet sets to its OS.
+const osLabel = "kubernetes.io/os"
+
+// windowsPod says why the Pod runs on Windows, or "" when it does not:
+// spec.os.name, a nodeSelector on kubernetes.io/os, or required node
+// affinity whose every term asks for Windows nodes.
+func windowsPod(pod *corev1.Pod) string {
+	if os := pod.Spec.OS; os != nil && os.Name == corev1.Windows {
+		return "spec.os.name: windows"
+	}
+	if pod.Spec.NodeSelector[osLabel] == string(corev1.Windows) {
+		return "nodeSelector " + osLabel + ": windows"
+	}
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return ""
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	for _, t := range terms {
+		if !termWindowsOnly(t) {
+			return ""
+		}
+	}
+	if len(terms) == 0 {
+		return ""
+	}
+	return "required node affinity on " + osLabel + " in [windows]"
+}
+
+func termWindowsOnly(t corev1.NodeSelectorTerm) bool {
+	for _, e := range t.MatchExpressions {
+		if e.Key == osLabel && e.Operator == corev1.NodeSelectorOpIn && len(e.Values) > 0 {
+			for _, v := range e.Values {
+				if v != string(corev1.Windows) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// Mutate is the whole decision for one Pod: ShouldInject, then BuildPatch;
+// a Pod injected already gets Reinvoke's operations. A Pod that does not
+// opt in gets no operations and no error; profile may then be nil.
 func Mutate(pod *corev1.Pod, namespaceLabels map[string]string, profile *v1alpha1.SidecarProfile, s Settings) ([]PatchOp, error) {
-	ok, _, err := ShouldInject(pod, namespaceLabels, s)
+	ok, reason, err := ShouldInject(pod, namespaceLabels, s)
+	if reason == ReasonAlreadyInjected {
+		return Reinvoke(pod), nil
+	}
 	if err != nil || !ok {
 		return nil, err
 	}

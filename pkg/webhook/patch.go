@@ -8,8 +8,9 @@ import (
 )
 
 // PatchOp is one RFC 6902 JSON patch operation. The injector emits "add"
-// for Pods; the workload webhook also emits "replace" and "remove" for the
-// one annotation it owns. Value is omitted only when nil (a "remove"), so
+// for Pods, and a "remove" only to move its own sidecar on reinvocation
+// (Reinvoke); the workload webhook also emits "replace" and "remove" for
+// the one annotation it owns. Value is omitted only when nil (a "remove"), so
 // an empty string is still sent.
 type PatchOp struct {
 	Op    string `json:"op"`

@@ -62,6 +62,14 @@ func (h *PodHandler) handle(ctx context.Context, req admission.Request) (string,
 	if err != nil {
 		return h.refuse(log, err)
 	}
+	if reason == ReasonAlreadyInjected {
+		// Reinvocation: a mesh's webhook may have put its proxy after
+		// the sidecar.
+		if ops := Reinvoke(pod); len(ops) > 0 {
+			log.Info("sidecar moved after the mesh proxy", "operations", len(ops))
+			return OutcomeInjected, admission.Patched("", toAdmission(ops)...)
+		}
+	}
 	if !inject {
 		log.V(1).Info("pod skipped", "reason", reason)
 		return OutcomeSkipped, admission.Allowed(reason)

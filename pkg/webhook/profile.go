@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
@@ -39,9 +40,10 @@ func defaultResources() corev1.ResourceRequirements {
 // config is a SidecarProfile with its defaults filled in and its values
 // checked, ready to be combined with one Pod's annotations.
 type config struct {
-	profile string // namespace/name, for status and messages
-	ztsURL  string
-	ca      *v1alpha1.CABundle
+	profile    string // namespace/name, for status and messages
+	generation int64  // the profile's metadata.generation
+	ztsURL     string
+	ca         *v1alpha1.CABundle
 	// caCopy: the profile is cluster-wide (in the injector's namespace),
 	// so Pods mount the injector's copy of its CA bundle, caCopyName.
 	caCopy      bool
@@ -66,7 +68,22 @@ type config struct {
 	tokenFiles  string // canonical token file list
 	tlsHosts    string // ATHENZ_PROXY_TLS_HOSTS
 	proxyHosts  string
+	runAsUser   int64
+	runAsGroup  int64
+	initOnly    bool
+	pullSecrets []string
+	placement   v1alpha1.SidecarPlacement
+	// shutdownDelay is the preStop sleep of a sidecar that is a regular
+	// container (nativeSidecar: Never), in seconds.
+	shutdownDelay int32
+	containers    []string // nil: every container but the mesh's
+	revision      string
 }
+
+// DefaultShutdownDelaySeconds is sidecar.shutdownDelaySeconds when the
+// profile sets none: long enough for an app's shutdown to ask for a token,
+// short against the default 30 s grace period.
+const DefaultShutdownDelaySeconds = 5
 
 // ValidateProfile reports what makes a profile unusable, naming the field.
 // It checks what the CRD schema cannot (the naming templates and prefetch
@@ -81,25 +98,33 @@ func ValidateProfile(p *v1alpha1.SidecarProfile) error {
 func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 	spec := &p.Spec
 	c := config{
-		profile:     p.Namespace + "/" + p.Name,
-		ztsURL:      spec.ZTS.URL,
-		ca:          spec.ZTS.CA,
-		caCopy:      spec.ZTS.CA != nil && s.Namespace != "" && p.Namespace == s.Namespace,
-		caCopyName:  ZTSCACopyName(p.Name),
-		mode:        spec.Identity.Mode,
-		provider:    spec.Identity.Provider,
-		dnsSuffix:   spec.Identity.DNSSuffix,
-		audience:    spec.Identity.TokenAudience,
-		trustDomain: spec.Identity.TrustDomain,
-		attestation: spec.Identity.AttestationFormat,
-		renewal:     spec.Identity.CertRenewal,
-		image:       spec.Sidecar.Image,
-		pullPolicy:  spec.Sidecar.ImagePullPolicy,
-		apiPort:     spec.Sidecar.Ports.API,
-		healthPort:  spec.Sidecar.Ports.Health,
-		native:      spec.Sidecar.NativeSidecar != v1alpha1.NativeSidecarNever,
-		denyHostNet: spec.Sidecar.HostNetwork == v1alpha1.HostNetworkDeny,
-		proxyHosts:  strings.Join(spec.ProxyAllowedHosts, ","),
+		profile:       p.Namespace + "/" + p.Name,
+		generation:    p.Generation,
+		ztsURL:        spec.ZTS.URL,
+		ca:            spec.ZTS.CA,
+		caCopy:        spec.ZTS.CA != nil && s.Namespace != "" && p.Namespace == s.Namespace,
+		caCopyName:    ZTSCACopyName(p.Name),
+		mode:          spec.Identity.Mode,
+		provider:      spec.Identity.Provider,
+		dnsSuffix:     spec.Identity.DNSSuffix,
+		audience:      spec.Identity.TokenAudience,
+		trustDomain:   spec.Identity.TrustDomain,
+		attestation:   spec.Identity.AttestationFormat,
+		renewal:       spec.Identity.CertRenewal,
+		image:         spec.Sidecar.Image,
+		pullPolicy:    spec.Sidecar.ImagePullPolicy,
+		apiPort:       spec.Sidecar.Ports.API,
+		healthPort:    spec.Sidecar.Ports.Health,
+		native:        spec.Sidecar.NativeSidecar != v1alpha1.NativeSidecarNever,
+		denyHostNet:   spec.Sidecar.HostNetwork == v1alpha1.HostNetworkDeny,
+		proxyHosts:    strings.Join(spec.ProxyAllowedHosts, ","),
+		runAsUser:     sidecarUID,
+		runAsGroup:    sidecarUID,
+		initOnly:      spec.Sidecar.InitOnly,
+		placement:     spec.Sidecar.Placement,
+		containers:    spec.InjectContainers,
+		revision:      spec.Revision,
+		shutdownDelay: DefaultShutdownDelaySeconds,
 	}
 	bad := func(field, format string, args ...any) (config, error) {
 		return config{}, denyf("SidecarProfile %s: spec.%s: %s", c.profile, field, fmt.Sprintf(format, args...))
@@ -214,6 +239,53 @@ func resolveProfile(p *v1alpha1.SidecarProfile, s Settings) (config, error) {
 	}
 	if h := spec.Sidecar.HostNetwork; h != "" && h != v1alpha1.HostNetworkSocket && h != v1alpha1.HostNetworkDeny {
 		return bad("sidecar.hostNetwork", "%q is not one of socket, deny", h)
+	}
+
+	if u := spec.Sidecar.RunAsUser; u != nil {
+		if *u < 1 || *u > maxID {
+			return bad("sidecar.runAsUser", "%d is not a user ID other than root's (1-%d)", *u, maxID)
+		}
+		c.runAsUser = *u
+	}
+	if g := spec.Sidecar.RunAsGroup; g != nil {
+		if *g < 0 || *g > maxID {
+			return bad("sidecar.runAsGroup", "%d is not a group ID (0-%d)", *g, maxID)
+		}
+		c.runAsGroup = *g
+	}
+	for _, ps := range spec.Sidecar.ImagePullSecrets {
+		if errs := validation.IsDNS1123Subdomain(ps.Name); len(errs) > 0 {
+			return bad("sidecar.imagePullSecrets", "%q is not a Secret name: %s", truncate(ps.Name), strings.Join(errs, "; "))
+		}
+		c.pullSecrets = append(c.pullSecrets, ps.Name)
+	}
+	switch c.placement {
+	case "":
+		c.placement = v1alpha1.PlacementAuto
+	case v1alpha1.PlacementAuto, v1alpha1.PlacementFirst, v1alpha1.PlacementLast:
+	default:
+		return bad("sidecar.placement", "%q is not one of Auto, First, Last", c.placement)
+	}
+	if d := spec.Sidecar.ShutdownDelaySeconds; d != nil {
+		if *d < 0 || *d > maxShutdownDelay {
+			return bad("sidecar.shutdownDelaySeconds", "%d is not from 0 to %d", *d, maxShutdownDelay)
+		}
+		c.shutdownDelay = *d
+	}
+	for _, n := range c.containers {
+		if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
+			return bad("injectContainers", "%q is not a container name: %s", truncate(n), strings.Join(errs, "; "))
+		}
+	}
+	if c.revision != "" {
+		if errs := validation.IsDNS1123Label(c.revision); len(errs) > 0 {
+			return bad("revision", "%q is not a label value: %s", truncate(c.revision), strings.Join(errs, "; "))
+		}
+	}
+	if c.mode == v1alpha1.IdentityFiles && c.files.CAKey != "" {
+		if errs := validation.IsConfigMapKey(c.files.CAKey); len(errs) > 0 {
+			return bad("identity.files.caKey", "%s", strings.Join(errs, "; "))
+		}
 	}
 
 	targets, err := tokens.ParseTargets(strings.Join(spec.Prefetch, ","))

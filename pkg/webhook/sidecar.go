@@ -37,6 +37,7 @@ const (
 	certDir       = "/etc/athenz/cert"
 	certFile      = "cert.pem"
 	certKeyFile   = "key.pem"
+	certCAFile    = "ca.pem"
 
 	socketPath = IdentityDir + "/sidecar.sock"
 
@@ -82,19 +83,22 @@ func (p *plan) sidecarURL() string {
 	return "http://127.0.0.1:" + strconv.Itoa(int(p.apiPort))
 }
 
-// appEnv is what every app container gets, unless it sets the variable.
-// Without a sidecar that keeps running (initOnly) there is no token API to
-// name.
+// appEnv is what every targeted container gets, unless it sets the
+// variable. Each names something that exists: without a sidecar that keeps
+// running (initOnly) there is no token API to name, and in files mode the
+// CA file is written only when the profile names the Secret's CA key.
 func (p *plan) appEnv() []corev1.EnvVar {
-	env := []corev1.EnvVar{
-		{Name: EnvCertFile, Value: identityCert},
-		{Name: EnvKeyFile, Value: identityKey},
-		{Name: EnvCAFile, Value: identityCA},
+	env := make([]corev1.EnvVar, 0, 4)
+	if !p.initOnly {
+		env = append(env, corev1.EnvVar{Name: EnvSidecarURL, Value: p.sidecarURL()})
 	}
-	if p.initOnly {
-		return env
+	env = append(env,
+		corev1.EnvVar{Name: EnvCertFile, Value: identityCert},
+		corev1.EnvVar{Name: EnvKeyFile, Value: identityKey})
+	if p.mode != v1alpha1.IdentityFiles || p.files.CAKey != "" {
+		env = append(env, corev1.EnvVar{Name: EnvCAFile, Value: identityCA})
 	}
-	return append([]corev1.EnvVar{{Name: EnvSidecarURL, Value: p.sidecarURL()}}, env...)
+	return env
 }
 
 func appMount() corev1.VolumeMount {
@@ -155,14 +159,23 @@ func (p *plan) volumes() []corev1.Volume {
 			Name: VolumeCert,
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 				SecretName: p.files.SecretName,
-				Items: []corev1.KeyToPath{
-					{Key: p.files.CertKey, Path: certFile},
-					{Key: p.files.KeyKey, Path: certKeyFile},
-				},
+				Items:      p.filesItems(),
 			}},
 		})
 	}
 	return vols
+}
+
+// filesItems are the keys of the files mode Secret the sidecar reads.
+func (p *plan) filesItems() []corev1.KeyToPath {
+	items := []corev1.KeyToPath{
+		{Key: p.files.CertKey, Path: certFile},
+		{Key: p.files.KeyKey, Path: certKeyFile},
+	}
+	if p.files.CAKey != "" {
+		items = append(items, corev1.KeyToPath{Key: p.files.CAKey, Path: certCAFile})
+	}
+	return items
 }
 
 // sidecarMounts are the sidecar's volume mounts: the identity volume
@@ -212,6 +225,9 @@ func (p *plan) sidecarEnv() []corev1.EnvVar {
 	case v1alpha1.IdentityFiles:
 		add("ATHENZ_CERT_FILE", certDir+"/"+certFile)
 		add("ATHENZ_KEY_FILE", certDir+"/"+certKeyFile)
+		if p.files.CAKey != "" {
+			add("ATHENZ_CA_FILE", certDir+"/"+certCAFile)
+		}
 	}
 	add("ATHENZ_IDENTITY_DIR", IdentityDir)
 	if !p.fsGroup {
@@ -226,7 +242,11 @@ func (p *plan) sidecarEnv() []corev1.EnvVar {
 	} else {
 		add("ATHENZ_LISTEN", "127.0.0.1:"+strconv.Itoa(int(p.apiPort)))
 	}
-	add("ATHENZ_HEALTH_LISTEN", ":"+strconv.Itoa(int(p.healthPort)))
+	if p.healthTCP {
+		add("ATHENZ_HEALTH_LISTEN", ":"+strconv.Itoa(int(p.healthPort)))
+	} else {
+		add("ATHENZ_HEALTH_LISTEN", listenOff)
+	}
 	if p.socket {
 		add("ATHENZ_SOCKET", socketPath)
 	}
@@ -273,8 +293,8 @@ func (p *plan) sidecar(init bool) corev1.Container {
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			ReadOnlyRootFilesystem:   ptr.To(true),
 			RunAsNonRoot:             ptr.To(true),
-			RunAsUser:                ptr.To[int64](sidecarUID),
-			RunAsGroup:               ptr.To[int64](sidecarUID),
+			RunAsUser:                ptr.To(p.runAsUser),
+			RunAsGroup:               ptr.To(p.runAsGroup),
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
@@ -283,33 +303,49 @@ func (p *plan) sidecar(init bool) corev1.Container {
 		c.Args = []string{"--mode=init"}
 		return c
 	}
-	c.Ports = []corev1.ContainerPort{{Name: "athenz-health", ContainerPort: p.healthPort, Protocol: corev1.ProtocolTCP}}
-	health := intstr.FromInt32(p.healthPort)
 	// The startup probe runs the sidecar's own probe command in the
 	// container: it asks /readyz on loopback, where the sidecar says why it
 	// is not ready, and prints that, so the kubelet's "Startup probe failed"
 	// Event tells the user the reason (an HTTP probe's Event has only the
 	// status code, and /readyz tells other addresses no more).
 	c.StartupProbe = &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{sidecarBinary, "probe"}}},
+		ProbeHandler:     execProbe("readyz"),
 		PeriodSeconds:    1,
 		TimeoutSeconds:   2,
 		FailureThreshold: 300,
 	}
 	// Readiness: every credential the Pod was configured for is valid
 	// now. A Pod whose identity expired leaves its Services' endpoints.
-	c.ReadinessProbe = &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: health}},
-		PeriodSeconds:    5,
-		FailureThreshold: 2,
+	// Without a health port (hostNetwork) the probes run the probe
+	// command, which asks the socket.
+	ready, alive := execProbe("readyz"), execProbe("healthz")
+	if p.healthTCP {
+		c.Ports = []corev1.ContainerPort{{Name: "athenz-health", ContainerPort: p.healthPort, Protocol: corev1.ProtocolTCP}}
+		health := intstr.FromInt32(p.healthPort)
+		ready = corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: health}}
+		alive = corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: health}}
 	}
-	c.LivenessProbe = &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: health}},
-		PeriodSeconds:    10,
-		FailureThreshold: 3,
-	}
-	if p.native {
+	c.ReadinessProbe = &corev1.Probe{ProbeHandler: ready, PeriodSeconds: 5, TimeoutSeconds: 2, FailureThreshold: 2}
+	c.LivenessProbe = &corev1.Probe{ProbeHandler: alive, PeriodSeconds: 10, TimeoutSeconds: 2, FailureThreshold: 3}
+	switch {
+	case p.native:
 		c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+	case p.shutdownDelay > 0:
+		// A regular container gets SIGTERM with the app: the sleep keeps
+		// the sidecar serving while the app shuts down (a native sidecar
+		// stops after the app by itself).
+		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+			Sleep: &corev1.SleepAction{Seconds: int64(p.shutdownDelay)},
+		}}
 	}
 	return c
+}
+
+// execProbe runs `sidecar probe <path>` in the sidecar's container.
+func execProbe(path string) corev1.ProbeHandler {
+	cmd := []string{sidecarBinary, "probe"}
+	if path != "readyz" {
+		cmd = append(cmd, path)
+	}
+	return corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: cmd}}
 }
