@@ -70,6 +70,16 @@ func TestPodHandler(t *testing.T) {
 		p.Spec.IdentityPolicy.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "team"}}
 		return p
 	}
+	revision := func(name, rev string) client.Object {
+		p := served(name).(*v1alpha1.SidecarProfile)
+		p.Spec.Revision = rev
+		return p
+	}
+	labelled := func(p *corev1.Pod, labels map[string]string) *corev1.Pod {
+		p.Labels = labels
+		return p
+	}
+	canaryNS := namespace("team", map[string]string{"kubernetes.io/metadata.name": "team", LabelRevision: "canary"})
 	tests := []struct {
 		name        string
 		objects     []client.Object
@@ -113,6 +123,36 @@ func TestPodHandler(t *testing.T) {
 			objects:     []client.Object{team, profile("athenz-injector", "default")},
 			pod:         pod("team", map[string]string{AnnotationInject: "true", AnnotationDomain: "payments"}),
 			wantOutcome: OutcomeDenied, wantMessage: "identity policy of SidecarProfile athenz-injector/default",
+		},
+		{
+			name:        "revision from the namespace's label",
+			objects:     []client.Object{canaryNS, profile("athenz-injector", "default"), revision("default-canary", "canary")},
+			pod:         pod("team", inject),
+			wantOutcome: OutcomeInjected, wantProfile: "athenz-injector/default-canary",
+		},
+		{
+			name:        "revision from the Pod's label",
+			objects:     []client.Object{team, profile("athenz-injector", "default"), revision("default-canary", "canary")},
+			pod:         labelled(pod("team", inject), map[string]string{LabelRevision: "canary"}),
+			wantOutcome: OutcomeInjected, wantProfile: "athenz-injector/default-canary",
+		},
+		{
+			name:        "profile annotation wins over the revision",
+			objects:     []client.Object{canaryNS, profile("athenz-injector", "default"), revision("default-canary", "canary")},
+			pod:         pod("team", map[string]string{AnnotationInject: "true", AnnotationProfile: "default"}),
+			wantOutcome: OutcomeInjected, wantProfile: "athenz-injector/default",
+		},
+		{
+			name:        "revision nobody has",
+			objects:     []client.Object{canaryNS, profile("athenz-injector", "default")},
+			pod:         pod("team", inject),
+			wantOutcome: OutcomeDenied, wantMessage: `the namespace's label athenz.io/rev asks for revision "canary", and no SidecarProfile in team or athenz-injector has spec.revision "canary"`,
+		},
+		{
+			name:        "revision twice in one namespace",
+			objects:     []client.Object{canaryNS, revision("a", "canary"), revision("b", "canary")},
+			pod:         pod("team", inject),
+			wantOutcome: OutcomeDenied, wantMessage: "athenz-injector/a, athenz-injector/b all have it",
 		},
 		{
 			name:        "no profile",

@@ -325,16 +325,28 @@ func TestConfirmSystemNamespaces(t *testing.T) {
 	}
 }
 
+// TestTrimPod: the cache keeps of a Pod only what the checks read (issue
+// 14, defect 6: it kept every label and annotation of every Pod of the
+// cluster, kubectl's last-applied-configuration included).
 func TestTrimPod(t *testing.T) {
 	pod := newPod(t, podSpec{namespace: uniqueNamespace("trim"), name: "web", serviceAccount: "web", ip: "10.7.0.1",
-		annotations: map[string]string{webhook.AnnotationDomain: "media"}})
+		annotations: map[string]string{
+			webhook.AnnotationDomain: "media",
+			"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
+		},
+		labels: map[string]string{webhook.LabelRevision: "canary", "app": "web", "pod-template-hash": "7d4b9c6f5"}})
 	var cached corev1.Pod
 	if err := cp.cache.Get(t.Context(), client.ObjectKeyFromObject(pod), &cached); err != nil {
 		t.Fatal(err)
 	}
 	if len(cached.Spec.Containers) != 0 || cached.UID != pod.UID || cached.Spec.ServiceAccountName != "web" ||
-		cached.Status.PodIP != "10.7.0.1" || len(cached.Status.PodIPs) != 1 || cached.Annotations[webhook.AnnotationDomain] != "media" {
-		t.Errorf("cached pod %+v, want no containers and the uid, service account, IPs and annotations kept", cached)
+		cached.Status.PodIP != "10.7.0.1" || len(cached.Status.PodIPs) != 1 || cached.Annotations[webhook.AnnotationDomain] != "media" ||
+		cached.Labels[webhook.LabelRevision] != "canary" {
+		t.Errorf("cached pod %+v, want no containers and the uid, service account, IPs and athenz.io/ annotations and labels kept", cached)
+	}
+	if len(cached.Annotations) != 1 || len(cached.Labels) != 1 || len(cached.OwnerReferences) != 0 || len(cached.ManagedFields) != 0 {
+		t.Errorf("cached pod keeps annotations %d, labels %v, owners %v, managed fields %d; want only the athenz.io/ ones and nothing else",
+			len(cached.Annotations), cached.Labels, cached.OwnerReferences, len(cached.ManagedFields))
 	}
 	tomb := "not a pod"
 	if got, err := provider.TrimPod(tomb); err != nil || got != tomb {

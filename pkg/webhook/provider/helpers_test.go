@@ -100,6 +100,7 @@ type podSpec struct {
 	name           string
 	serviceAccount string
 	annotations    map[string]string
+	labels         map[string]string
 	ip             string
 	finalizers     []string
 }
@@ -118,7 +119,7 @@ func newPod(t *testing.T, s podSpec) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: s.namespace, Name: s.name,
-			Annotations: s.annotations, Finalizers: s.finalizers,
+			Annotations: s.annotations, Labels: s.labels, Finalizers: s.finalizers,
 		},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: s.serviceAccount,
