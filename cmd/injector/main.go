@@ -15,6 +15,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		// The chart's helm test: is an opted-in Pod injected?
+		os.Exit(app.RunCheck(ctrl.SetupSignalHandler(), os.Args[2:], os.Stdout, os.Stderr))
+	}
 	// --kubeconfig is controller-runtime's, registered on flag.CommandLine.
 	opts := app.Options{Namespace: os.Getenv("POD_NAMESPACE"), Version: version.Version}
 	opts.BindFlags(flag.CommandLine)
