@@ -182,6 +182,9 @@ func (c *rbacCase) grants(t *testing.T) []grant {
 	var out []grant
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, o := range c.objs.all(kind) {
+			if isHook(o) {
+				continue
+			}
 			var r rbacv1.ClusterRole
 			c.objs.get(t, kind, o.GetName(), &r)
 			for i, rule := range r.Rules {
@@ -195,6 +198,12 @@ func (c *rbacCase) grants(t *testing.T) []grant {
 	return out
 }
 
+// isHook reports whether o is a Helm hook (the helm test's ServiceAccount
+// and Role): created by `helm test`, not part of the injector's rights.
+func isHook(o *unstructured.Unstructured) bool {
+	return o.GetAnnotations()["helm.sh/hook"] != ""
+}
+
 // apply applies the chart's RBAC objects, ServiceAccount, Namespace and
 // webhook configuration, without without's verb if set, and the ZTS CA
 // the chart's provider.clientCA names.
@@ -203,6 +212,9 @@ func (c *rbacCase) apply(t *testing.T, without *grant) {
 	var objs []*unstructured.Unstructured
 	for _, kind := range rbacKinds {
 		for _, o := range c.objs.all(kind) {
+			if isHook(o) {
+				continue
+			}
 			o = o.DeepCopy()
 			if without != nil && o.GetKind() == without.kind && strings.TrimPrefix(o.GetName(), c.fullname) == without.role {
 				removeVerb(t, o, without.rule, without.verb)
