@@ -5,7 +5,10 @@
 // it parses and evaluates
 //
 //	METRIC{label="v", label!="v", label=~"re"}   an instant selector
-//	rate(SELECTOR[RANGE])                        per-second increase
+//	rate(SELECTOR[RANGE])                        per-second increase between the
+//	                                             first and last sample of the
+//	                                             range (no extrapolation to its
+//	                                             edges, unlike Prometheus)
 //	sum|min|max|avg [by (l, ...)] (EXPR)         aggregation
 //	histogram_quantile(Q, EXPR)                  from _bucket series with le
 //

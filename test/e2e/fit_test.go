@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,9 +147,9 @@ func waitJobDone(t *testing.T, job *batchv1.Job) *corev1.Pod {
 }
 
 // TestShutdownTokenNeverMode: with nativeSidecar: Never every container
-// gets SIGTERM at once; the app, which asks for a token (through the
-// sidecar's proxy) after SIGTERM, still gets one, because the regular
-// sidecar sleeps in preStop.
+// gets SIGTERM at once; the app, which asks for a role token (through the
+// sidecar's proxy, to an upstream) after SIGTERM, still gets one, because
+// the regular sidecar sleeps in preStop.
 func TestShutdownTokenNeverMode(t *testing.T) {
 	t.Parallel()
 	ns := "shutdown"
@@ -158,7 +159,8 @@ func TestShutdownTokenNeverMode(t *testing.T) {
 	pod := injectedPod(ns, "web", map[string]string{"athenz.io/native-sidecar": "false"})
 	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](15)
 	app := &pod.Spec.Containers[0]
-	app.Args = append(app.Args, "--shutdown-get="+echo.URL+"/shutdown")
+	app.Args = append(app.Args, "--shutdown-get="+echo.URL+"/shutdown",
+		"--shutdown-header=Athenz-Domain: "+framework.Domain, "--shutdown-header=Athenz-Role: "+framework.Role)
 	app.Env = append(app.Env, corev1.EnvVar{Name: "HTTP_PROXY", Value: "http://127.0.0.1:8081"})
 	pod = waitReady(t, createPod(t, pod), 2*time.Minute)
 	if err := cluster.Client.Delete(t.Context(), pod); err != nil {
@@ -171,62 +173,103 @@ func TestShutdownTokenNeverMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := tokenFields(echo.LastHeaders().Get("Athenz-Principal-Auth"))
-	if f["d"] != framework.Domain || f["n"] != framework.Service {
-		t.Errorf("the app's request after SIGTERM reached the upstream with Athenz-Principal-Auth d=%q n=%q, want the Pod's N-token (%s.%s)", f["d"], f["n"], framework.Domain, framework.Service)
+	f := tokenFields(echo.LastHeaders().Get("Athenz-Role-Auth"))
+	if want := framework.Domain + "." + framework.Service; f["d"] != framework.Domain || f["r"] != framework.Role || f["p"] != want {
+		t.Errorf("the app's request after SIGTERM reached the upstream with Athenz-Role-Auth d=%q r=%q p=%q, want a role token of %s", f["d"], f["r"], f["p"], want)
 	}
 }
 
-// TestRollingInjector: rolling the injector's Deployment while 100
-// opted-in Pods are created makes no admission fail (a preStop sleep keeps
-// each old replica serving while it leaves the Service, then its
-// admissions in flight drain). The Pods ask for a node that does not
-// exist, so they stay Pending: only admission is tested. Not parallel: it
-// restarts the injector every other test uses.
+// TestRollingInjector: rolling the injector's Deployment while opted-in
+// Pods are created (at least 100, one every 300 ms, until every old
+// replica is gone) makes no admission fail: a preStop sleep keeps each old
+// replica serving while it leaves the Service, then its admissions in
+// flight drain. The Pods ask for a node that does not exist, so they stay
+// Pending: only admission is tested. Not parallel: it restarts the
+// injector every other test uses.
 func TestRollingInjector(t *testing.T) {
 	ns := "rolling"
 	newNamespace(t, ns, nil)
 	ctx := t.Context()
+	injectorPods := func() map[string]bool {
+		var list corev1.PodList
+		if err := cluster.Client.List(ctx, &list, client.InNamespace(framework.ReleaseNamespace),
+			client.MatchingLabels{"app.kubernetes.io/component": "injector"}); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, p := range list.Items {
+			out[p.Name] = true
+		}
+		return out
+	}
+	old := injectorPods()
 	if _, err := cluster.Kubectl(ctx, "-n", framework.ReleaseNamespace, "rollout", "restart", "deployment/"+framework.ReleaseName); err != nil {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	const total = 100
+	const atLeast, atMost = 100, 400
 	var failed atomic.Int32
 	var mu sync.Mutex
 	var failures []string
 	var wg sync.WaitGroup
-	tick := time.NewTicker(300 * time.Millisecond) // 100 Pods over 30 s, as the rollout goes
+	var oldGone time.Duration
+	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
-	for i := range total {
+	created := 0
+	for ; created < atMost; created++ {
 		<-tick.C
+		if oldGone == 0 {
+			now := injectorPods()
+			gone := true
+			for name := range old {
+				gone = gone && !now[name]
+			}
+			if gone {
+				oldGone = time.Since(began)
+			}
+		}
+		if created >= atLeast && oldGone != 0 {
+			break
+		}
+		i := created
 		wg.Go(func() {
 			pod := injectedPod(ns, fmt.Sprintf("web-%03d", i), nil)
 			pod.Spec.NodeSelector = map[string]string{"athenz.io/e2e": "no-such-node"}
-			if err := cluster.Client.Create(ctx, pod); err != nil {
+			err := cluster.Client.Create(ctx, pod)
+			if err == nil {
+				if _, ok := pod.Annotations[framework.AnnotationStatus]; !ok {
+					err = fmt.Errorf("admitted without injection")
+				}
+			}
+			if err != nil {
 				failed.Add(1)
 				mu.Lock()
 				failures = append(failures, fmt.Sprintf("%s at +%v: %v", pod.Name, time.Since(began).Round(time.Millisecond), err))
-				mu.Unlock()
-				return
-			}
-			if _, ok := pod.Annotations[framework.AnnotationStatus]; !ok {
-				failed.Add(1)
-				mu.Lock()
-				failures = append(failures, pod.Name+": admitted without injection")
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	if oldGone == 0 {
+		t.Fatalf("the old injector Pods %v were still there after %d Pods (%v)", old, created, time.Since(began).Round(time.Second))
+	}
 	if err := cluster.WaitDeploymentReady(ctx, framework.ReleaseNamespace, framework.ReleaseName, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := cluster.Kubectl(ctx, "-n", framework.ReleaseNamespace, "rollout", "history", "deployment/"+framework.ReleaseName)
-	t.Logf("created %d opted-in Pods during the rollout (%v, done %v after the restart); %d failed\n%s", total, 30*time.Second, time.Since(began).Round(time.Second), failed.Load(), out)
+	t.Logf("created %d opted-in Pods over %v while the injector rolled (old replicas %v gone %v after the restart); %d failed",
+		created, time.Since(began).Round(time.Second), keys(old), oldGone.Round(100*time.Millisecond), failed.Load())
 	if failed.Load() > 0 {
-		t.Errorf("%d of %d admissions failed while the injector rolled:\n%s", failed.Load(), total, strings.Join(failures, "\n"))
+		t.Errorf("%d of %d admissions failed while the injector rolled:\n%s", failed.Load(), created, strings.Join(failures, "\n"))
 	}
 	// Leave no Pending Pods behind for the other tests' kubelet.
 	_ = cluster.Client.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(ns))
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

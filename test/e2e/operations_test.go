@@ -56,8 +56,9 @@ func TestKubectlAthenz(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	before := own.DeepCopy()
 	own.Spec.Sidecar.Image = "ghcr.io/athenz-injector/athenz-sidecar:next"
-	if err := cluster.Client.Update(ctx, own); err != nil {
+	if err := cluster.Client.Patch(ctx, own, client.MergeFrom(before)); err != nil {
 		t.Fatal(err)
 	}
 

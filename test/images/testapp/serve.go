@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,13 +27,24 @@ import (
 // file that does not parse (each would be a torn rotation), and the
 // certificate serials seen. With -shutdown-get URL it GETs URL after
 // SIGTERM, before it exits, and logs the answer: an app that needs a token
-// during its own graceful shutdown.
+// during its own graceful shutdown; -shutdown-header "Name: value" (any
+// number) adds headers to it, such as the sidecar proxy's Athenz-Domain and
+// Athenz-Role.
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "listen address")
 	watchDir := fs.String("watch-identity", "", "identity directory to watch")
 	watchEvery := fs.Duration("watch-interval", 20*time.Millisecond, "how often to read the identity files")
 	shutdownGet := fs.String("shutdown-get", "", "URL to GET after SIGTERM, before exiting")
+	shutdownHeaders := http.Header{}
+	fs.Func("shutdown-header", `header "Name: value" of the -shutdown-get request (repeatable)`, func(v string) error {
+		name, value, ok := strings.Cut(v, ":")
+		if !ok {
+			return fmt.Errorf("want \"Name: value\", not %q", v)
+		}
+		shutdownHeaders.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,7 +72,7 @@ func serve(args []string) error {
 	}
 	fmt.Println("testapp: SIGTERM")
 	if *shutdownGet != "" {
-		body, status, err := get(*shutdownGet)
+		body, status, err := get(*shutdownGet, shutdownHeaders)
 		fmt.Printf("testapp: shutdown GET %s: status %d, %d bytes, error %v\n", *shutdownGet, status, len(body), err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -68,9 +80,14 @@ func serve(args []string) error {
 	return srv.Shutdown(sctx)
 }
 
-func get(url string) ([]byte, int, error) {
+func get(url string, header http.Header) ([]byte, int, error) {
 	hc := &http.Client{Timeout: 10 * time.Second}
-	resp, err := hc.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header = header
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
