@@ -26,7 +26,7 @@ type Explanation struct {
 
 // Write prints the explanation.
 func (e Explanation) Write(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "pod/%s:\n  %s\n", e.Pod, strings.Join(e.Lines, "\n  "))
+	_, err := fmt.Fprintf(w, "pod %s:\n  %s\n", e.Pod, strings.Join(e.Lines, "\n  "))
 	return err
 }
 

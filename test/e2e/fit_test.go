@@ -174,7 +174,7 @@ func TestShutdownTokenNeverMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := tokenFields(echo.LastHeaders().Get("Athenz-Role-Auth"))
-	if want := framework.Domain + "." + framework.Service; f["d"] != framework.Domain || f["r"] != framework.Role || f["p"] != want {
+	if want := ns + "." + framework.Service; f["d"] != framework.Domain || f["r"] != framework.Role || f["p"] != want {
 		t.Errorf("the app's request after SIGTERM reached the upstream with Athenz-Role-Auth d=%q r=%q p=%q, want a role token of %s", f["d"], f["r"], f["p"], want)
 	}
 }
