@@ -130,7 +130,14 @@ func drawPanel(b *bytes.Buffer, p panel, lines []line, scrapes []promlite.Scrape
 	for i := 0; i <= 4; i++ {
 		tt := t0.Add(time.Duration(float64(t1.Sub(t0)) * float64(i) / 4))
 		xx := float64(plotX) + float64(plotW)*float64(i)/4
-		fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="#8e8e8e" font-size="10" text-anchor="middle">%s</text>`, xx, plotY+plotH+13, tt.UTC().Format("15:04:05"))
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case 4:
+			anchor = "end"
+		}
+		fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="#8e8e8e" font-size="10" text-anchor="%s">%s</text>`, xx, plotY+plotH+13, anchor, tt.UTC().Format("15:04:05"))
 	}
 	for li, l := range lines {
 		color := palette[li%len(palette)]
