@@ -9,7 +9,7 @@ import (
 )
 
 // The defects of issue 14, each as the property it broke. They failed on
-// the code before the fixes (docs/design/2026-12-03-workload-fit.md).
+// the code before the fixes (docs/design/2026-12-02-workload-fit.md).
 
 // patchedPod injects the golden case name and returns the Pod as the API
 // server stores it.

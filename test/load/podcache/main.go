@@ -11,8 +11,8 @@
 //
 //	KUBEBUILDER_ASSETS=$(hack/build-control-plane.sh) go run ./test/load/podcache -pods 1000,10000
 //
-// -injector names another injector binary to measure (the code before a
-// change, for a comparison); the default builds cmd/injector.
+// -baseline names another injector binary (the code before a change) that
+// is measured too, against the same Pods, for a comparison.
 package main
 
 import (
@@ -49,25 +49,26 @@ const targetMB = 60
 
 func main() {
 	counts := flag.String("pods", "1000,10000", "Pod counts to measure, comma-separated, ascending")
-	injector := flag.String("injector", "", "injector binary (default: build cmd/injector)")
-	label := flag.String("label", "", "what the injector binary is, for the report (with -injector)")
+	baseline := flag.String("baseline", "", "another injector binary to measure against the same Pods, for a comparison")
+	label := flag.String("baseline-label", "the baseline", "what the -baseline binary is, for the report")
 	reportFile := flag.String("report", "", "file whose podcache section is rewritten (empty: print only)")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
-	if err := run(*counts, *injector, *label, *reportFile); err != nil {
+	if err := run(*counts, *baseline, *label, *reportFile); err != nil {
 		fmt.Fprintln(os.Stderr, "podcache:", err)
 		os.Exit(1)
 	}
 }
 
 type row struct {
-	pods       int
-	rss, peak  float64 // MB
-	syncedIn   time.Duration
-	createdIn  time.Duration
+	pods      int
+	rss, peak float64 // MB
+	syncedIn  time.Duration
+	createdIn time.Duration
+	base      *row // the baseline's, with -baseline
 }
 
-func run(counts, injector, label, reportFile string) error {
+func run(counts, baseline, baseLabel, reportFile string) error {
 	var ns []int
 	for f := range strings.SplitSeq(counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -81,14 +82,11 @@ func run(counts, injector, label, reportFile string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if injector == "" {
-		injector = filepath.Join(dir, "injector")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", injector, "./cmd/injector")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building the injector: %v\n%s", err, out)
-		}
-		label = "this tree's cmd/injector"
+	injector := filepath.Join(dir, "injector")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", injector, "./cmd/injector")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the injector: %v\n%s", err, out)
 	}
 	scheme, err := app.NewScheme()
 	if err != nil {
@@ -136,9 +134,17 @@ func run(counts, injector, label, reportFile string) error {
 		}
 		r.pods, r.createdIn = want, created
 		fmt.Fprintf(os.Stderr, "%d Pods: RSS %.1f MB, peak %.1f MB, ready %v after start\n", want, r.rss, r.peak, r.syncedIn.Round(time.Millisecond))
+		if baseline != "" {
+			b, err := measure(ctx, baseline, kubeconfig, certDir, dir)
+			if err != nil {
+				return fmt.Errorf("%d Pods, %s: %w", want, baseLabel, err)
+			}
+			fmt.Fprintf(os.Stderr, "%d Pods, %s: RSS %.1f MB, peak %.1f MB\n", want, baseLabel, b.rss, b.peak)
+			r.base = &b
+		}
 		rows = append(rows, r)
 	}
-	md := markdown(rows, label)
+	md := markdown(rows, baseLabel)
 	fmt.Println(md)
 	if reportFile != "" {
 		return report.WriteSection(reportFile, "podcache", md)
@@ -235,7 +241,7 @@ func realisticPod(i int) *corev1.Pod {
 				"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "shop"},
 			Annotations: map[string]string{
 				"kubectl.kubernetes.io/last-applied-configuration": lastApplied,
-				"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
+				"prometheus.io/scrape":                             "true", "prometheus.io/port": "8080",
 				"athenz.io/inject": "true",
 			},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: app + "-" + hash[:5], UID: "6b5f2d8e-0000-4000-8000-000000000001"}},
@@ -259,11 +265,20 @@ func realisticPod(i int) *corev1.Pod {
 	}
 }
 
-func markdown(rows []row, label string) string {
+func markdown(rows []row, baseLabel string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run of %s: %s, `--provider-bind-address` on, against kube-apiserver and etcd (envtest) holding the Pods (each about 3 KB as stored: a Deployment's labels and owner, kubectl's last-applied-configuration, two containers). Resident memory 30 s after the injector is ready (its caches, every Pod included, synced), and its peak:\n\n", time.Now().UTC().Format("2006-01-02"), label)
-	b.WriteString("| Pods in the API server | injector RSS | peak RSS (VmHWM) | ready after start | target |\n|---|---|---|---|---|\n")
-	for i, r := range rows {
+	fmt.Fprintf(&b, "Run of %s: the injector with `--provider-bind-address` on, against kube-apiserver and etcd (envtest) holding the Pods (each about 3 KB as stored: a Deployment's labels and owner, kubectl's last-applied-configuration, two containers). Resident memory 30 s after the injector is ready (its caches, every Pod included, have synced), and its peak:\n\n", time.Now().UTC().Format("2006-01-02"))
+	b.WriteString("| Pods in the API server | injector RSS | peak RSS (VmHWM) | ready after start | target |")
+	withBase := len(rows) > 0 && rows[0].base != nil
+	if withBase {
+		b.WriteString(" " + baseLabel + ": RSS | peak |")
+	}
+	b.WriteString("\n|---|---|---|---|---|")
+	if withBase {
+		b.WriteString("---|---|")
+	}
+	b.WriteString("\n")
+	for _, r := range rows {
 		target := ""
 		if r.pods == 10000 {
 			verdict := "met"
@@ -272,11 +287,20 @@ func markdown(rows []row, label string) string {
 			}
 			target = fmt.Sprintf("≤ %d MB: %s", targetMB, verdict)
 		}
-		fmt.Fprintf(&b, "| %d | %.1f MB | %.1f MB | %v | %s |\n", r.pods, r.rss, r.peak, r.syncedIn.Round(100*time.Millisecond), target)
-		if i > 0 && r.pods > rows[i-1].pods {
-			per := (r.rss - rows[i-1].rss) / float64(r.pods-rows[i-1].pods) * 1000
-			fmt.Fprintf(&b, "|  | (%.2f MB per 1,000 Pods from %d to %d) | | | |\n", per, rows[i-1].pods, r.pods)
+		fmt.Fprintf(&b, "| %d | %.1f MB | %.1f MB | %v | %s |", r.pods, r.rss, r.peak, r.syncedIn.Round(100*time.Millisecond), target)
+		if r.base != nil {
+			fmt.Fprintf(&b, " %.1f MB | %.1f MB |", r.base.rss, r.base.peak)
 		}
+		b.WriteString("\n")
+	}
+	if n := len(rows); n >= 2 && rows[n-1].pods > rows[0].pods {
+		per := (rows[n-1].rss - rows[0].rss) / float64(rows[n-1].pods-rows[0].pods) * 1000
+		fmt.Fprintf(&b, "\nMemory per 1,000 Pods (the slope from %d to %d Pods): %.2f MB", rows[0].pods, rows[n-1].pods, per)
+		if rows[0].base != nil {
+			bper := (rows[n-1].base.rss - rows[0].base.rss) / float64(rows[n-1].pods-rows[0].pods) * 1000
+			fmt.Fprintf(&b, "; %s: %.2f MB", baseLabel, bper)
+		}
+		b.WriteString(".\n")
 	}
 	return b.String()
 }
