@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -103,9 +104,7 @@ func Run(ctx context.Context, o Options) error {
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
-			// The provider callback reads Pods; keep only what it checks.
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: {Transform: provider.TrimPod},
 				// ConfigMaps: the sources of ZTS CA bundles in the
 				// injector's namespace, and elsewhere only the copies.
 				&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{
@@ -207,19 +206,23 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 }
 
 // addProvider serves the identity provider callback on its own listener,
-// with Pods, Namespaces and SidecarProfiles read from the manager's cache
-// (Pods live, with a list by name, only on a miss).
-// It serves webhookCerts unless --provider-cert-dir names another directory.
-func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, webhookCerts *certLoader, log logr.Logger) (healthz.Checker, error) {
-	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{}); err != nil {
-		return nil, fmt.Errorf("setting up the cache of Pods: %w", err)
-	}
+// with Namespaces and SidecarProfiles read from the manager's cache and
+// Pods from a provider.PodCache that keeps only what the checks read (live,
+// with a list by name, only on a miss). It serves webhookCerts unless
+// --provider-cert-dir names another directory. The check it returns passes
+// once the callback serves and the Pods are cached.
+func addProvider(_ context.Context, mgr ctrl.Manager, o Options, webhookCerts *certLoader, log logr.Logger) (healthz.Checker, error) {
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
+	pods := provider.NewPodCache(cs)
+	if err := mgr.Add(pods); err != nil {
+		return nil, err
+	}
 	h, err := provider.NewHandler(provider.Options{
 		Reader:            mgr.GetCache(),
+		Pods:              pods,
 		LiveReader:        mgr.GetAPIReader(),
 		TokenReviews:      cs.AuthenticationV1().TokenReviews(),
 		Audience:          o.ProviderAudience,
@@ -250,5 +253,10 @@ func addProvider(ctx context.Context, mgr ctrl.Manager, o Options, webhookCerts 
 	if err := mgr.Add(srv); err != nil {
 		return nil, err
 	}
-	return srv.Started, nil
+	return func(req *http.Request) error {
+		if !pods.HasSynced() {
+			return errors.New("the cache of Pods has not synced yet")
+		}
+		return srv.Started(req)
+	}, nil
 }

@@ -56,11 +56,13 @@ type TokenReviewer interface {
 
 // Options configure a Handler.
 type Options struct {
-	// Reader reads Pods and SidecarProfiles. In the injector it is the
-	// manager's informer cache, which must have informers for both.
+	// Reader reads Namespaces and SidecarProfiles (and Pods, unless Pods
+	// is set). In the injector it is the manager's informer cache.
 	// Required.
 	Reader client.Reader
-	// LiveReader reads a Pod from the API server when Reader does not have
+	// Pods reads Pods by key: in the injector a PodCache. Default: Reader.
+	Pods client.Reader
+	// LiveReader reads a Pod from the API server when Pods does not have
 	// it, or has an older Pod of the same name: a Pod registers within
 	// seconds of its creation, possibly before the informer saw it.
 	// Default: nil, Reader only.
@@ -122,6 +124,9 @@ func NewHandler(o Options) (*Handler, error) {
 		if err := tokens.ValidateCompoundName(o.Provider); err != nil {
 			return nil, fmt.Errorf("provider: Options.Provider (--provider-name): %w", err)
 		}
+	}
+	if o.Pods == nil {
+		o.Pods = o.Reader
 	}
 	if o.RefusalRate == 0 {
 		o.RefusalRate = DefaultRefusalRate

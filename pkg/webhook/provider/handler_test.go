@@ -325,10 +325,10 @@ func TestConfirmSystemNamespaces(t *testing.T) {
 	}
 }
 
-// TestTrimPod: the cache keeps of a Pod only what the checks read (issue
+// TestPodCache: the cache keeps of a Pod only what the checks read (issue
 // 14, defect 6: it kept every label and annotation of every Pod of the
 // cluster, kubectl's last-applied-configuration included).
-func TestTrimPod(t *testing.T) {
+func TestPodCache(t *testing.T) {
 	pod := newPod(t, podSpec{namespace: uniqueNamespace("trim"), name: "web", serviceAccount: "web", ip: "10.7.0.1",
 		annotations: map[string]string{
 			webhook.AnnotationDomain: "media",
@@ -336,7 +336,7 @@ func TestTrimPod(t *testing.T) {
 		},
 		labels: map[string]string{webhook.LabelRevision: "canary", "app": "web", "pod-template-hash": "7d4b9c6f5"}})
 	var cached corev1.Pod
-	if err := cp.cache.Get(t.Context(), client.ObjectKeyFromObject(pod), &cached); err != nil {
+	if err := cp.reader.Get(t.Context(), client.ObjectKeyFromObject(pod), &cached); err != nil {
 		t.Fatal(err)
 	}
 	if len(cached.Spec.Containers) != 0 || cached.UID != pod.UID || cached.Spec.ServiceAccountName != "web" ||
@@ -348,9 +348,8 @@ func TestTrimPod(t *testing.T) {
 		t.Errorf("cached pod keeps annotations %d, labels %v, owners %v, managed fields %d; want only the athenz.io/ ones and nothing else",
 			len(cached.Annotations), cached.Labels, cached.OwnerReferences, len(cached.ManagedFields))
 	}
-	tomb := "not a pod"
-	if got, err := provider.TrimPod(tomb); err != nil || got != tomb {
-		t.Errorf("TrimPod(%q) = %v, %v; want it unchanged", tomb, got, err)
+	if err := cp.reader.Get(t.Context(), client.ObjectKey{Namespace: pod.Namespace, Name: "none"}, &cached); !apierrors.IsNotFound(err) {
+		t.Errorf("Get of a Pod that does not exist = %v, want NotFound", err)
 	}
 }
 
@@ -369,10 +368,10 @@ func TestConfirmCacheMiss(t *testing.T) {
 	pod := newPod(t, podSpec{namespace: ns, name: "new", serviceAccount: "web", ip: "10.4.0.1"})
 	req := request(pod, tokens.NamespaceToDomain(ns), "web", mintToken(t, pod, audience, false))
 
-	live := newHandler(t, nil, func(o *provider.Options) { o.Reader = missingPods{cp.cache} })
+	live := newHandler(t, nil, func(o *provider.Options) { o.Reader = missingPods{cp.reader} })
 	check(t, live, provider.PathInstance, req, http.StatusOK)
 
-	cacheOnly := newHandler(t, nil, func(o *provider.Options) { o.Reader, o.LiveReader = missingPods{cp.cache}, nil })
+	cacheOnly := newHandler(t, nil, func(o *provider.Options) { o.Reader, o.LiveReader = missingPods{cp.reader}, nil })
 	check(t, cacheOnly, provider.PathInstance, req, http.StatusForbidden, "pod deleted: ", "does not exist")
 }
 
@@ -420,7 +419,7 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestNewHandler(t *testing.T) {
-	full := provider.Options{Reader: cp.cache, TokenReviews: cp.cs.AuthenticationV1().TokenReviews(), Audience: audience, InjectorNamespace: injectorNS}
+	full := provider.Options{Reader: cp.reader, TokenReviews: cp.cs.AuthenticationV1().TokenReviews(), Audience: audience, InjectorNamespace: injectorNS}
 	tests := []struct {
 		name string
 		edit func(*provider.Options)

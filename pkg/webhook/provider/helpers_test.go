@@ -73,7 +73,7 @@ func waitCached(ctx context.Context, key client.ObjectKey, obj client.Object, ok
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		err := cp.cache.Get(ctx, key, obj)
+		err := cp.reader.Get(ctx, key, obj)
 		if err == nil && ok(obj) {
 			return nil
 		}
@@ -303,7 +303,7 @@ func (b *logBuffer) String() string {
 func newHandler(t *testing.T, logs *logBuffer, edit func(*provider.Options)) *provider.Handler {
 	t.Helper()
 	o := provider.Options{
-		Reader:            cp.cache,
+		Reader:            cp.reader,
 		LiveReader:        cp.k8s,
 		TokenReviews:      cp.cs.AuthenticationV1().TokenReviews(),
 		Audience:          audience,

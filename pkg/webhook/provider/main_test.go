@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -38,7 +39,10 @@ const assetsEnv = "KUBEBUILDER_ASSETS"
 var cp struct {
 	cfg   *rest.Config
 	k8s   client.Client        // live, uncached
-	cache cache.Cache          // informers for Pods, Namespaces and SidecarProfiles
+	cache cache.Cache          // informers for Namespaces and SidecarProfiles
+	// reader reads Pods from a provider.PodCache and the rest from cache,
+	// as the injector does.
+	reader client.Reader
 	cs    kubernetes.Interface // TokenRequest and TokenReview
 	// saKey signs the API server's service account tokens; tests use it
 	// to age a token the API server issued.
@@ -108,13 +112,15 @@ func run(m *testing.M) (int, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Pods are cached trimmed, as the injector may cache them.
-	if cp.cache, err = cache.New(cfg, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{
-		&corev1.Pod{}: {Transform: provider.TrimPod},
-	}}); err != nil {
+	// Pods are cached as the injector caches them (provider.PodCache);
+	// Namespaces and SidecarProfiles in an informer cache.
+	if cp.cache, err = cache.New(cfg, cache.Options{Scheme: scheme}); err != nil {
 		return 0, err
 	}
-	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &v1alpha1.SidecarProfile{}} {
+	pods := provider.NewPodCache(cp.cs)
+	go func() { _ = pods.Start(ctx) }()
+	cp.reader = podsAnd{pods: pods, Reader: cp.cache}
+	for _, obj := range []client.Object{&corev1.Namespace{}, &v1alpha1.SidecarProfile{}} {
 		if _, err := cp.cache.GetInformer(ctx, obj); err != nil {
 			return 0, fmt.Errorf("informer for %T: %w", obj, err)
 		}
@@ -123,7 +129,7 @@ func run(m *testing.M) (int, error) {
 	go func() { cacheDone <- cp.cache.Start(ctx) }()
 	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer syncCancel()
-	if !cp.cache.WaitForCacheSync(syncCtx) {
+	if !cp.cache.WaitForCacheSync(syncCtx) || !toolscache.WaitForCacheSync(syncCtx.Done(), pods.HasSynced) {
 		return 0, errors.New("the informer cache did not sync")
 	}
 	if err := setupProfiles(ctx); err != nil {
@@ -175,4 +181,17 @@ func signJWS(key crypto.Signer, signed string) ([]byte, error) {
 		return rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, sum[:])
 	}
 	return nil, fmt.Errorf("unsupported key %T", key)
+}
+
+// podsAnd reads Pods from pods and everything else from Reader.
+type podsAnd struct {
+	pods *provider.PodCache
+	client.Reader
+}
+
+func (r podsAnd) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Pod); ok {
+		return r.pods.Get(ctx, key, obj, opts...)
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
 }

@@ -92,7 +92,7 @@ func countedHandler(t *testing.T, edit func(*provider.Options)) (*provider.Handl
 	if err != nil {
 		t.Fatal(err)
 	}
-	cached := &countingReader{Reader: cp.cache}
+	cached := &countingReader{Reader: cp.reader}
 	h := newHandler(t, nil, func(o *provider.Options) {
 		o.Reader, o.LiveReader, o.TokenReviews = cached, live, cs.AuthenticationV1().TokenReviews()
 		if edit != nil {

@@ -78,7 +78,7 @@ func (h *Handler) confirm(ctx context.Context, c *InstanceConfirmation) (*corev1
 	return pod, nil
 }
 
-// pod reads the Pod that a verified token is bound to: from Reader (the
+// pod reads the Pod that a verified token is bound to: from Pods (the
 // cache), and from LiveReader when the cache does not have it or has an
 // older Pod of that name, or at once with fresh. The Pod must have the
 // token's uid and not be terminating.
@@ -87,7 +87,7 @@ func (h *Handler) pod(ctx context.Context, namespace, name, uid string, fresh bo
 	var pod corev1.Pod
 	var err error
 	if !fresh || h.o.LiveReader == nil {
-		err = h.o.Reader.Get(ctx, key, &pod)
+		err = h.o.Pods.Get(ctx, key, &pod)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, unavailable("reading pod %s: %v", key, err)
 		}
