@@ -17,6 +17,9 @@ go run ./test/load/tlsorigin -sidecar bin/sidecar -report "$report"
 echo "== admission harness (test/load/admission)" >&2
 KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" go run ./test/load/admission -report "$report"
 
+echo "== injector memory with the provider on (test/load/podcache)" >&2
+KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" go run ./test/load/podcache -pods 1000,10000 -report "$report"
+
 echo "== Pod start on the test node (test/load/podstart)" >&2
 if [[ $(uname -s) == Linux && $(id -u) == 0 ]]; then
   KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" ATHENZ_NODE_ASSETS="$(hack/build-node.sh)" HELM="$(hack/build-helm.sh)" \

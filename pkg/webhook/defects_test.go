@@ -189,3 +189,38 @@ func TestFuzzCorpusIsRealPods(t *testing.T) {
 		}
 	}
 }
+
+// TestNewAnnotationsValidated: each per-Pod setting of issue 14 refuses a
+// bad value with a message that names the annotation, before anything is
+// injected: a root sidecar, a port outside 1-65535, a placement or a
+// boolean that is not one, a container the Pod does not have.
+func TestNewAnnotationsValidated(t *testing.T) {
+	tests := []struct {
+		annotation, value, want string
+	}{
+		{AnnotationAPIPort, "0", "integer from 1 to 65535"},
+		{AnnotationHealthPort, "70000", "integer from 1 to 65535"},
+		{AnnotationHealthPort, "8081", "api and health ports are both 8081"},
+		{AnnotationRunAsUser, "0", "a user ID other than root's"},
+		{AnnotationRunAsUser, "abc", "a user ID other than root's"},
+		{AnnotationRunAsGroup, "-1", "a group ID"},
+		{AnnotationInitOnly, "yes", `want "true" or "false"`},
+		{AnnotationPlacement, "Middle", `want "Auto", "First" or "Last"`},
+		{AnnotationShutdownDelay, "-5", "seconds"},
+		{AnnotationInjectContainers, "App", "is not a container name"},
+		{AnnotationInjectContainers, "app,sidecar-logger", `the Pod has no container or init container named "sidecar-logger"`},
+		{AnnotationInjectContainers, " , ", "name at least one container"},
+		{AnnotationImagePullSecrets, "Bad_Name", "is not a Secret name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.annotation+"="+tt.value, func(t *testing.T) {
+			c := loadCase(t, "one-container")
+			c.pod.Annotations[tt.annotation] = tt.value
+			_, err := Mutate(c.pod, nil, c.profile, testSettings)
+			d, ok := IsDenial(err)
+			if !ok || !strings.Contains(d.Msg, tt.want) || (!strings.Contains(d.Msg, tt.annotation) && tt.annotation != AnnotationHealthPort) {
+				t.Errorf("Mutate with %s=%q = %v, want a denial naming the annotation and saying %q", tt.annotation, tt.value, err, tt.want)
+			}
+		})
+	}
+}

@@ -143,6 +143,16 @@ func TestPodHandler(t *testing.T) {
 			wantOutcome: OutcomeInjected, wantProfile: "athenz-injector/default",
 		},
 		{
+			name: "a revision profile that does not serve the namespace",
+			objects: []client.Object{team, profile("athenz-injector", "default"), func() client.Object {
+				p := profile("athenz-injector", "payments-canary").(*v1alpha1.SidecarProfile)
+				p.Spec.Revision = "canary"
+				return p
+			}()},
+			pod:         labelled(pod("team", inject), map[string]string{LabelRevision: "canary"}),
+			wantOutcome: OutcomeDenied, wantMessage: `SidecarProfile athenz-injector/payments-canary does not serve namespace "team"`,
+		},
+		{
 			name:        "revision nobody has",
 			objects:     []client.Object{canaryNS, profile("athenz-injector", "default")},
 			pod:         pod("team", inject),

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -216,7 +217,16 @@ func addProvider(_ context.Context, mgr ctrl.Manager, o Options, webhookCerts *c
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
-	pods := provider.NewPodCache(cs)
+	// The Pods are listed and watched as protobuf: decoding the first list
+	// of a large cluster as JSON costs several times its size in garbage.
+	pcfg := rest.CopyConfig(mgr.GetConfig())
+	pcfg.ContentType = runtime.ContentTypeProtobuf
+	pcfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	podClient, err := kubernetes.NewForConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	pods := provider.NewPodCache(podClient)
 	if err := mgr.Add(pods); err != nil {
 		return nil, err
 	}
