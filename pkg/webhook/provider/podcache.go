@@ -123,7 +123,7 @@ func compactPod(obj any) (any, error) {
 func (f *podFacts) pod() corev1.Pod {
 	p := corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: *f.ObjectMeta.DeepCopy(),
+		ObjectMeta: *f.DeepCopy(),
 		Spec:       corev1.PodSpec{ServiceAccountName: f.serviceAccount, NodeName: f.node},
 		Status:     corev1.PodStatus{Phase: f.phase},
 	}

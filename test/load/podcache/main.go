@@ -96,7 +96,7 @@ func run(counts, baseline, baseLabel, reportFile string) error {
 	if err != nil {
 		return err
 	}
-	defer cp.Stop()
+	defer func() { _ = cp.Stop() }()
 	kc, err := cp.KubeConfig()
 	if err != nil {
 		return err
@@ -168,7 +168,7 @@ func measure(ctx context.Context, bin, kubeconfig, certDir, dir string) (row, er
 	if err != nil {
 		return row{}, err
 	}
-	defer inj.Stop(10 * time.Second)
+	defer func() { _ = inj.Stop(10 * time.Second) }()
 	r := row{syncedIn: time.Since(began)}
 	// Let the Go runtime return what the initial list took.
 	time.Sleep(30 * time.Second)
