@@ -28,13 +28,16 @@ func TestFilesModeCA(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := newManager(t, identity.Options{
-		Mode: identity.ModeFiles, ZTSURL: f.zts.URL(), RootCAs: f.zts.CAPool(),
-		CertFile: certFile, KeyFile: keyFile, CAFile: caFile, PollInterval: 10 * time.Millisecond,
-		IdentityDir: f.dir, Logger: f.logs.logger(),
-	})
-	startRun(t, m)
-	waitReady(t, m)
+	filesManager := func(f *fixture) *identity.Manager {
+		m := newManager(t, identity.Options{
+			Mode: identity.ModeFiles, ZTSURL: f.zts.URL(), RootCAs: f.zts.CAPool(),
+			CertFile: certFile, KeyFile: keyFile, CAFile: caFile, PollInterval: 10 * time.Millisecond,
+			IdentityDir: f.dir, Logger: f.logs.logger(),
+		})
+		startRun(t, m)
+		return m
+	}
+	waitReady(t, filesManager(f))
 	got, err := os.ReadFile(filepath.Join(f.dir, identity.CAFileName))
 	if err != nil {
 		t.Fatalf("files mode with ATHENZ_CA_FILE wrote no %s: %v", identity.CAFileName, err)
@@ -47,12 +50,7 @@ func TestFilesModeCA(t *testing.T) {
 	if err := os.WriteFile(caFile, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m2 := newManager(t, identity.Options{
-		Mode: identity.ModeFiles, ZTSURL: bad.zts.URL(), RootCAs: bad.zts.CAPool(),
-		CertFile: certFile, KeyFile: keyFile, CAFile: caFile, PollInterval: 10 * time.Millisecond,
-		IdentityDir: bad.dir, Logger: bad.logs.logger(),
-	})
-	startRun(t, m2)
+	m2 := filesManager(bad)
 	waitFor(t, "the bad CA file to be reported", func() bool { return bad.logs.count("ATHENZ_CA_FILE=") >= 1 })
 	if m2.Ready() == nil {
 		t.Errorf("Ready() = nil with an ATHENZ_CA_FILE that holds no certificate")

@@ -331,7 +331,7 @@ func TestConfirmSystemNamespaces(t *testing.T) {
 func TestPodCache(t *testing.T) {
 	pod := newPod(t, podSpec{namespace: uniqueNamespace("trim"), name: "web", serviceAccount: "web", ip: "10.7.0.1",
 		annotations: map[string]string{
-			webhook.AnnotationDomain: "media",
+			webhook.AnnotationDomain:                           "media",
 			"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
 		},
 		labels: map[string]string{webhook.LabelRevision: "canary", "app": "web", "pod-template-hash": "7d4b9c6f5"}})

@@ -19,9 +19,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	toolscache "k8s.io/client-go/tools/cache"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -38,12 +38,12 @@ const assetsEnv = "KUBEBUILDER_ASSETS"
 // cp is the control plane every test of the package shares.
 var cp struct {
 	cfg   *rest.Config
-	k8s   client.Client        // live, uncached
-	cache cache.Cache          // informers for Namespaces and SidecarProfiles
+	k8s   client.Client // live, uncached
+	cache cache.Cache   // informers for Namespaces and SidecarProfiles
 	// reader reads Pods from a provider.PodCache and the rest from cache,
 	// as the injector does.
 	reader client.Reader
-	cs    kubernetes.Interface // TokenRequest and TokenReview
+	cs     kubernetes.Interface // TokenRequest and TokenReview
 	// saKey signs the API server's service account tokens; tests use it
 	// to age a token the API server issued.
 	saKey crypto.Signer

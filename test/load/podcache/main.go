@@ -144,12 +144,7 @@ func run(counts, baseline, baseLabel, reportFile string) error {
 		}
 		rows = append(rows, r)
 	}
-	md := markdown(rows, baseLabel)
-	fmt.Println(md)
-	if reportFile != "" {
-		return report.WriteSection(reportFile, "podcache", md)
-	}
-	return nil
+	return report.Emit(reportFile, "podcache", markdown(rows, baseLabel))
 }
 
 // measure starts the injector with the provider on, waits until it is

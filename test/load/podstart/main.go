@@ -96,12 +96,7 @@ func run(ctx context.Context, n int, reportPath string) (err error) {
 			}
 		}
 	}
-	body := format(samples, n)
-	fmt.Println(body)
-	if reportPath != "" {
-		return report.WriteSection(reportPath, "podstart", body)
-	}
-	return nil
+	return report.Emit(reportPath, "podstart", format(samples, n))
 }
 
 // startOne creates one Pod and watches it until it is Ready, then deletes

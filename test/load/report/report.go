@@ -4,6 +4,7 @@
 package report
 
 import (
+	"fmt"
 	"os"
 	"strings"
 )
@@ -35,4 +36,15 @@ func WriteSection(path, name, body string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// Emit prints body and, when path is set, writes it as the section name of
+// the file at path (WriteSection): what every harness does with its
+// figures.
+func Emit(path, name, body string) error {
+	fmt.Println(body)
+	if path == "" {
+		return nil
+	}
+	return WriteSection(path, name, body)
 }
