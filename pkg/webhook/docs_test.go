@@ -69,3 +69,31 @@ func TestSecurityDocNamesRealTests(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnotationsDocumented: every athenz.io/ annotation the injector
+// reads on Pods (the Annotation* constants of annotations.go) is in
+// docs/injector.md.
+func TestAnnotationsDocumented(t *testing.T) {
+	root, err := webhooktest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "injector.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("annotations.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^\s*Annotation\w+\s*=\s*"(athenz\.io/[^"]+)"`)
+	found := re.FindAllStringSubmatch(string(src), -1)
+	if len(found) < 15 {
+		t.Fatalf("found %d annotation constants in annotations.go, want them all", len(found))
+	}
+	for _, m := range found {
+		if !strings.Contains(string(doc), "`"+m[1]+"`") {
+			t.Errorf("docs/injector.md does not document the annotation %s", m[1])
+		}
+	}
+}
