@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
@@ -443,5 +444,15 @@ func TestNewHandler(t *testing.T) {
 	}
 	if _, err := provider.NewHandler(full); err != nil {
 		t.Errorf("NewHandler with the required options: %v", err)
+	}
+}
+
+// TestPodCacheOnEveryReplica: the cache runs on every replica, not only on
+// the leader, since every replica serves the callback (a replica that is
+// not the leader never became ready before it said so).
+func TestPodCacheOnEveryReplica(t *testing.T) {
+	var r manager.LeaderElectionRunnable = provider.NewPodCache(cp.cs)
+	if r.NeedLeaderElection() {
+		t.Errorf("PodCache.NeedLeaderElection() = true: a replica that is not the leader would never cache Pods")
 	}
 }

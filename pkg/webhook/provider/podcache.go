@@ -49,6 +49,11 @@ func (c *PodCache) Start(ctx context.Context) error {
 	return nil
 }
 
+// NeedLeaderElection is false: every replica serves the callback, so every
+// replica caches the Pods (a manager.LeaderElectionRunnable; without it
+// the manager would start the cache on the leader only).
+func (c *PodCache) NeedLeaderElection() bool { return false }
+
 // HasSynced reports whether the first list is in the cache.
 func (c *PodCache) HasSynced() bool { return c.informer.HasSynced() }
 
