@@ -306,7 +306,11 @@ func (s *Scenario) StartZTS() error {
 			if url == "" {
 				return nil, errors.New("the provider service is not installed yet")
 			}
-			attrs, err := ztsfake.HTTPProvider(url, ztsfake.HTTPProviderClient(Provider, s.CA.Pool(), *s.ztsClient.Load()))(ctx, c)
+			pair, err := s.ztsClientCertificate()
+			if err != nil {
+				return nil, err
+			}
+			attrs, err := ztsfake.HTTPProvider(url, ztsfake.HTTPProviderClient(Provider, s.CA.Pool(), pair))(ctx, c)
 			if err == nil {
 				s.confirmed.Add(1)
 			}
@@ -318,17 +322,32 @@ func (s *Scenario) StartZTS() error {
 	}
 	s.ZTS = zts
 	s.onClose(func() error { zts.Close(); return nil })
-	certPEM, keyPEM, err := zts.IssueIdentity("sys.auth", "zts")
-	if err != nil {
+	if _, err := s.ztsClientCertificate(); err != nil {
 		return err
+	}
+	zts.Grant(Domain, Role, Domain+"."+Service)
+	return nil
+}
+
+// ztsClientCertificate is the client certificate the fake ZTS presents to
+// the provider callback, issued by the fake ZTS as real ZTS's is by its
+// CA. It lives as long as the fake's certificates (minutes in the
+// end-to-end suite), so it is issued again when less than a third of its
+// life is left, as ZTS renews its own.
+func (s *Scenario) ztsClientCertificate() (tls.Certificate, error) {
+	if c := s.ztsClient.Load(); c != nil && time.Until(c.Leaf.NotAfter) > c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)/3 {
+		return *c, nil
+	}
+	certPEM, keyPEM, err := s.ZTS.IssueIdentity("sys.auth", "zts")
+	if err != nil {
+		return tls.Certificate{}, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return err
+		return tls.Certificate{}, err
 	}
 	s.ztsClient.Store(&pair)
-	zts.Grant(Domain, Role, Domain+"."+Service)
-	return nil
+	return pair, nil
 }
 
 // RefuseDomain makes the fake ZTS refuse every certificate for domain, as
