@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
+	"github.com/athenz-injector/athenz-injector/pkg/inspect"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
 )
@@ -504,6 +505,21 @@ const ProviderServiceName = ReleaseName + "-provider"
 
 func (s *Scenario) waitInjectorDeployment(ctx context.Context) error {
 	if err := s.WaitDeploymentReady(ctx, ReleaseNamespace, ReleaseName, 2*time.Minute); err != nil {
+		return err
+	}
+	// Ready replicas are not yet a reachable webhook: kube-proxy programs
+	// the Service's endpoints a moment later, and until then the API
+	// server's calls are refused. Wait until an opted-in Pod (a dry run)
+	// comes back injected.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err := Wait(wctx, "the webhook to inject a dry-run Pod", func(ctx context.Context) (bool, string, error) {
+		if err := inspect.Check(ctx, s.Client, inspect.CheckOptions{Namespace: "default"}); err != nil {
+			return false, err.Error(), nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
 		return err
 	}
 	var svc corev1.Service
