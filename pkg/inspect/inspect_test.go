@@ -1,4 +1,4 @@
-package inspect
+package inspect_test
 
 import (
 	"bytes"
@@ -10,24 +10,21 @@ import (
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/athenz-injector/athenz-injector/api/v1alpha1"
+	"github.com/athenz-injector/athenz-injector/pkg/inspect"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook"
+	"github.com/athenz-injector/athenz-injector/pkg/webhook/app"
 )
 
 // world is a small cluster: the injector's webhook configuration, a
 // cluster-wide profile, and Pods in every state Status and Why tell apart.
 func world(t *testing.T) client.Client {
 	t.Helper()
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
+	s, err := app.NewScheme()
+	if err != nil {
 		t.Fatal(err)
 	}
 	created := metav1.NewTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
@@ -35,7 +32,7 @@ func world(t *testing.T) client.Client {
 	mwc := &admissionregv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "athenz-injector", CreationTimestamp: created},
 		Webhooks: []admissionregv1.MutatingWebhook{{
-			Name:              PodWebhook,
+			Name:              inspect.PodWebhook,
 			ClientConfig:      admissionregv1.WebhookClientConfig{Service: &admissionregv1.ServiceReference{Namespace: "athenz-injector", Name: "athenz-injector-webhook"}},
 			FailurePolicy:     &fail,
 			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "athenz-injector", "legacy"}}}},
@@ -80,11 +77,11 @@ func world(t *testing.T) client.Client {
 
 func TestStatus(t *testing.T) {
 	c := world(t)
-	inj, err := FindInjector(t.Context(), c, "")
+	inj, err := inspect.FindInjector(t.Context(), c, "")
 	if err != nil || inj.Namespace != "athenz-injector" {
 		t.Fatalf("FindInjector = %+v, %v; want namespace athenz-injector from the webhook's Service", inj, err)
 	}
-	pods, err := Status(t.Context(), c, StatusOptions{Namespace: "shop", Injector: inj})
+	pods, err := inspect.Status(t.Context(), c, inspect.StatusOptions{Namespace: "shop", Injector: inj})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +99,7 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status lists a Pod that did not opt in")
 	}
 	var out bytes.Buffer
-	if err := WriteStatus(&out, pods); err != nil {
+	if err := inspect.WriteStatus(&out, pods); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"outdated: image sidecar:v1, the profile gives sidecar:v2", "outdated: profile changed since (generation 2 -> 3)", "unhealthy: sidecar not ready", "sidecar:v2     athenz-injector/default  -         2     1"} {
@@ -114,7 +111,7 @@ func TestStatus(t *testing.T) {
 
 func TestWhy(t *testing.T) {
 	c := world(t)
-	inj, err := FindInjector(t.Context(), c, "")
+	inj, err := inspect.FindInjector(t.Context(), c, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +123,7 @@ func TestWhy(t *testing.T) {
 		{"shop", "missed", "The injector would inject it now with SidecarProfile athenz-injector/default"},
 		{"legacy", "excluded", "does not select namespace legacy"},
 	} {
-		e, err := Why(t.Context(), c, inj, tt.ns, tt.pod)
+		e, err := inspect.Why(t.Context(), c, inj, tt.ns, tt.pod)
 		if err != nil {
 			t.Fatalf("Why(%s/%s): %v", tt.ns, tt.pod, err)
 		}
