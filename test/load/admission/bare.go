@@ -23,6 +23,7 @@ import (
 	"github.com/athenz-injector/athenz-injector/pkg/version"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
+	"github.com/athenz-injector/athenz-injector/test/load/proc"
 )
 
 // The bare webhook is the baseline of the admission figures, as the bare
@@ -127,7 +128,7 @@ func startBare(ctx context.Context, cp *webhooktest.ControlPlane, patch []byte, 
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	health, err := freeAddr()
+	health, err := proc.FreeAddr()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,6 +45,7 @@ import (
 	"github.com/athenz-injector/athenz-injector/pkg/webhook"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook/app"
 	"github.com/athenz-injector/athenz-injector/pkg/webhook/webhooktest"
+	"github.com/athenz-injector/athenz-injector/test/load/proc"
 	"github.com/athenz-injector/athenz-injector/test/load/report"
 )
 
@@ -113,7 +113,7 @@ func run(concurrency, rounds int, reportFile string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	placements := []placement{{name: "shared"}}
-	cpus, err := allowedCPUs()
+	cpus, err := proc.AllowedCPUs()
 	switch {
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "admission: measuring the shared placement only:", err)
@@ -149,11 +149,11 @@ func measure(ctx context.Context, p placement, s server, concurrency, rounds int
 	if p.others != nil {
 		// Children inherit the mask: the control plane started below runs
 		// on p.others, as does this harness's client.
-		if err := pinSelf(p.others); err != nil {
+		if err := proc.PinSelf(p.others); err != nil {
 			return res, err
 		}
 		defer func() {
-			if perr := pinSelf(slices.Concat(p.others, p.injector)); perr != nil && err == nil {
+			if perr := proc.PinSelf(slices.Concat(p.others, p.injector)); perr != nil && err == nil {
 				err = perr
 			}
 		}()
@@ -218,7 +218,7 @@ func measure(ctx context.Context, p placement, s server, concurrency, rounds int
 		}
 		defer stop()
 	}
-	res.where = placementOf("kube-apiserver", "etcd", "injector", filepath.Base(os.Args[0]))
+	res.where = proc.Where("kube-apiserver", "etcd", "injector", filepath.Base(os.Args[0]))
 
 	// Warm up both paths (TLS connections, caches) before measuring.
 	if _, err := createPods(ctx, k8s, "warm-in", 10, true); err != nil {
@@ -333,12 +333,12 @@ func startInjector(ctx context.Context, cp *webhooktest.ControlPlane, cpus []int
 		cleanup()
 		return "", nil, err
 	}
-	health, err := freeAddr()
+	health, err := proc.FreeAddr()
 	if err != nil {
 		cleanup()
 		return "", nil, err
 	}
-	metrics, err := freeAddr()
+	metrics, err := proc.FreeAddr()
 	if err != nil {
 		cleanup()
 		return "", nil, err
@@ -361,7 +361,7 @@ func startProcess(ctx context.Context, cmd *exec.Cmd, cpus []int, readyURL strin
 	cmd.Stderr = os.Stderr
 	var err error
 	if cpus != nil {
-		err = startPinned(cmd, cpus)
+		err = proc.StartPinned(cmd, cpus)
 	} else {
 		err = cmd.Start()
 	}
@@ -414,15 +414,6 @@ func waitReady(ctx context.Context, url string, done <-chan error) error {
 		}
 	}
 	return errors.New("not ready after 60 s")
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func markdown(concurrency, rounds int, results []result) string {

@@ -1,4 +1,4 @@
-package main
+package proc
 
 import "testing"
 
@@ -14,8 +14,8 @@ func TestCPUList(t *testing.T) {
 		{[]int{1, 3, 4}, "1,3-4"},
 	}
 	for _, tt := range tests {
-		if got := cpuList(tt.cpus); got != tt.want {
-			t.Errorf("cpuList(%v) = %q, want %q", tt.cpus, got, tt.want)
+		if got := CPUList(tt.cpus); got != tt.want {
+			t.Errorf("CPUList(%v) = %q, want %q", tt.cpus, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package proc
 
 import (
 	"fmt"
@@ -21,12 +21,12 @@ func cpuSet(cpus []int) *unix.CPUSet {
 	return &s
 }
 
-// pinSelf moves every thread of this process to cpus. Threads and
+// PinSelf moves every thread of this process to cpus. Threads and
 // processes started afterwards inherit the mask of the thread that creates
 // them, so the control plane this process starts next runs there too. The
 // loop runs until an iteration finds no thread it has not pinned: the Go
 // runtime may start threads while it runs.
-func pinSelf(cpus []int) error {
+func PinSelf(cpus []int) error {
 	set := cpuSet(cpus)
 	pinned := map[int]bool{}
 	for range 10 {
@@ -51,11 +51,11 @@ func pinSelf(cpus []int) error {
 	return fmt.Errorf("pinning to CPUs %v: threads kept appearing", cpus)
 }
 
-// startPinned starts cmd on cpus: the child is forked from a thread whose
+// StartPinned starts cmd on cpus: the child is forked from a thread whose
 // mask is cpus, so it starts (and sizes GOMAXPROCS) with that mask. The
 // thread is locked and never unlocked, so the runtime discards it rather
 // than reuse a thread with a changed mask.
-func startPinned(cmd *exec.Cmd, cpus []int) error {
+func StartPinned(cmd *exec.Cmd, cpus []int) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -82,10 +82,10 @@ func threads(pid int) ([]int, error) {
 	return tids, nil
 }
 
-// placementOf describes where this process's children named names run,
+// Where describes where this process's children named names run,
 // as the kernel reports it (/proc/PID/status), e.g. "etcd: CPU 0;
 // kube-apiserver: CPU 0".
-func placementOf(names ...string) string {
+func Where(names ...string) string {
 	entries, _ := os.ReadDir("/proc")
 	var parts []string
 	for _, e := range entries {
@@ -93,18 +93,8 @@ func placementOf(names ...string) string {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		name := string(stat[strings.IndexByte(string(stat), '(')+1 : i])
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) || !slices.Contains(names, name) {
+		name, fields, err := stat(pid)
+		if err != nil || len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) || !slices.Contains(names, name) {
 			continue
 		}
 		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -118,14 +108,14 @@ func placementOf(names ...string) string {
 		}
 	}
 	slices.Sort(parts)
-	if cpus, err := allowedCPUs(); err == nil {
-		parts = append(parts, "this harness on CPU "+cpuList(cpus))
+	if cpus, err := AllowedCPUs(); err == nil {
+		parts = append(parts, "this harness on CPU "+CPUList(cpus))
 	}
 	return strings.Join(parts, ", ")
 }
 
-// allowedCPUs lists the CPUs this thread may run on.
-func allowedCPUs() ([]int, error) {
+// AllowedCPUs lists the CPUs this thread may run on.
+func AllowedCPUs() ([]int, error) {
 	var s unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &s); err != nil {
 		return nil, err
@@ -137,23 +127,4 @@ func allowedCPUs() ([]int, error) {
 		}
 	}
 	return cpus, nil
-}
-
-// cpuList writes sorted CPUs the way the kernel's Cpus_allowed_list does:
-// "0-3,6".
-func cpuList(cpus []int) string {
-	var parts []string
-	for i := 0; i < len(cpus); {
-		j := i
-		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
-			j++
-		}
-		if j == i {
-			parts = append(parts, strconv.Itoa(cpus[i]))
-		} else {
-			parts = append(parts, fmt.Sprintf("%d-%d", cpus[i], cpus[j]))
-		}
-		i = j + 1
-	}
-	return strings.Join(parts, ",")
 }
