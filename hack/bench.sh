@@ -6,10 +6,10 @@ set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 
 report=docs/performance.md
-make --no-print-directory build-sidecar >/dev/null
+make --no-print-directory build-sidecar build-floor >/dev/null
 
 echo "== load harness (test/load/loadgen)" >&2
-go run ./test/load/loadgen -sidecar bin/sidecar -report "$report"
+go run ./test/load/loadgen -sidecar bin/sidecar -floor bin/floor -report "$report"
 
 echo "== proxy with TLS origination against a direct client (test/load/tlsorigin)" >&2
 go run ./test/load/tlsorigin -sidecar bin/sidecar -report "$report"

@@ -87,3 +87,37 @@ func FreeAddr() (string, error) {
 	defer l.Close()
 	return l.Addr().String(), nil
 }
+
+// CPUBusy returns how long CPU cpu has been busy since boot, all
+// processes together: the time of its "cpuN" line of /proc/stat that is
+// not idle or waiting for I/O. A harness that pins a server to a CPU
+// subtracts the server's own CPU time to see what else ran there.
+func CPUBusy(cpu int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	prefix := "cpu" + strconv.Itoa(cpu) + " "
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		// user nice system idle iowait irq softirq steal ...
+		var busy int64
+		for i, f := range strings.Fields(rest) {
+			if i >= 8 {
+				break // guest time is counted in user already
+			}
+			n, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat %s: %w", prefix, err)
+			}
+			if i != 3 && i != 4 {
+				busy += n
+			}
+		}
+		return time.Duration(busy) * time.Second / userHZ, nil
+	}
+	return 0, fmt.Errorf("no CPU %d in /proc/stat", cpu)
+}

@@ -29,3 +29,17 @@ func TestReadings(t *testing.T) {
 		t.Errorf("CPU time grew by %v over 100 ms of spinning; want at least 50 ms", d)
 	}
 }
+
+func TestCPUBusy(t *testing.T) {
+	cpus, err := AllowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := CPUBusy(cpus[0])
+	if err != nil || busy <= 0 {
+		t.Fatalf("CPUBusy(%d) = %v, %v; want a positive time", cpus[0], busy, err)
+	}
+	if _, err := CPUBusy(1 << 20); err == nil {
+		t.Error("CPUBusy of a CPU that does not exist: want an error")
+	}
+}
