@@ -31,6 +31,10 @@ build: build-sidecar build-injector ## Build bin/injector and bin/sidecar (stati
 build-sidecar: ## Build bin/sidecar.
 	$(GOBUILD) -o $(BIN)/sidecar ./cmd/sidecar
 
+.PHONY: build-sidecar-dev
+build-sidecar-dev: ## Build bin/sidecar-dev: the sidecar with dev mode (--dev, an in-process fake ZTS); not for production.
+	$(GOBUILD) -tags dev -o $(BIN)/sidecar-dev ./cmd/sidecar
+
 .PHONY: build-floor
 build-floor: ## Build bin/floor, the bare server the sidecar is measured against (test/load/floor), as the sidecar is built.
 	$(GOBUILD) -o $(BIN)/floor ./test/load/floor

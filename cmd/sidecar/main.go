@@ -12,9 +12,6 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/zapr"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/athenz-injector/athenz-injector/pkg/sidecar"
 )
@@ -25,7 +22,13 @@ func main() {
 	if len(os.Args) >= 2 && os.Args[1] == "probe" {
 		code = probe(ctx, os.Args[2:], os.Environ(), os.Stdout)
 	} else {
-		code = run(ctx, os.Args[1:], os.Environ(), os.Stderr, sidecar.Run)
+		// Before anything allocates much: the runtime's soft memory limit
+		// from the container's (docs/design/2026-12-02-sidecar-footprint.md).
+		memLimit, _ := setMemoryLimit(os.Environ(), "/sys/fs/cgroup", "/proc/self/cgroup")
+		code = run(ctx, os.Args[1:], os.Environ(), os.Stderr, func(ctx context.Context, cfg sidecar.Config, log logr.Logger) error {
+			log.Info("Go runtime memory limit", "gomemlimit", memLimit)
+			return sidecar.Run(ctx, cfg, log)
+		})
 	}
 	stop()
 	os.Exit(code)
@@ -52,12 +55,7 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, serve fu
 		fmt.Fprintf(stderr, "sidecar: invalid settings:\n%v\n", err)
 		return 2
 	}
-	level, _ := zapcore.ParseLevel(cfg.LogLevel) // validated by ConfigFromEnv
-	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(stderr)), level))
-	// Sync fails on terminals and pipes (EINVAL); nothing is buffered that
-	// matters more than the exit.
-	defer func() { _ = zl.Sync() }()
-	log := zapr.NewLogger(zl)
+	log := newLogger(stderr, cfg.LogLevel)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error(err, "sidecar failed")
 		return 1

@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/athenz-injector/athenz-injector/pkg/sidecar"
+	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
 )
 
 // TestRun checks flag and environment handling without serving: serve is a
@@ -35,11 +36,14 @@ func TestRun(t *testing.T) {
 		wantServe bool
 		wantDev   bool
 		wantOut   string
+		// noDevBuild runs the case as a build without the "dev" tag.
+		noDevBuild bool
 	}{
 		{name: "serve", env: keyFile, wantCode: 0, wantServe: true},
 		{name: "explicit serve mode", args: []string{"--mode=serve"}, env: keyFile, wantCode: 0, wantServe: true},
 		{name: "dev", args: []string{"--dev"}, wantCode: 0, wantServe: true, wantDev: true},
 		{name: "dev with debug logs", args: []string{"-dev"}, env: []string{"ATHENZ_LOG_LEVEL=debug"}, wantCode: 0, wantServe: true, wantDev: true},
+		{name: "dev without dev mode in the build", args: []string{"--dev"}, noDevBuild: true, wantCode: 2, wantOut: "--dev: this sidecar is built without dev mode"},
 		{name: "error logs only, quiet", env: append([]string{"ATHENZ_LOG_LEVEL=ERROR"}, keyFile...), wantCode: 0, wantServe: true},
 		{name: "warn logs, quiet", env: append([]string{"ATHENZ_LOG_LEVEL=warn"}, keyFile...), wantCode: 0, wantServe: true},
 		{name: "serve fails", env: keyFile, serveErr: errors.New("listener broke"), wantCode: 1, wantServe: true, wantOut: "listener broke"},
@@ -50,8 +54,19 @@ func TestRun(t *testing.T) {
 		{name: "dev contradiction", args: []string{"--dev"}, env: keyFile, wantCode: 2, wantOut: "ATHENZ_ZTS_URL: --dev"},
 		{name: "no settings", wantCode: 2, wantOut: "ATHENZ_ZTS_URL is required"},
 	}
+	// The test binary has dev mode, as a build with the "dev" tag does;
+	// noDevBuild cases take it away.
+	withDev := sidecar.StartDevZTS
+	if withDev == nil {
+		withDev = func(now func() time.Time) (sidecar.DevZTS, error) { return ztsfake.StartDev(now) }
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			sidecar.StartDevZTS = withDev
+			if tt.noDevBuild {
+				sidecar.StartDevZTS = nil
+			}
+			t.Cleanup(func() { sidecar.StartDevZTS = withDev })
 			var out bytes.Buffer
 			served := false
 			var got sidecar.Config
@@ -84,28 +99,41 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestDependencies: the sidecar links no Kubernetes package and not the
-// Athenz zmssvctoken package (heavy; tests only).
+// TestDependencies: the sidecar links no Kubernetes package, not the
+// Athenz zmssvctoken package (heavy; tests only), and not zap; the
+// production build does not link the fake ZTS, which the "dev" build
+// (dev mode) does.
 func TestDependencies(t *testing.T) {
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	if !strings.Contains(string(out), "github.com/athenz-injector/athenz-injector/pkg/sidecar\n") {
-		t.Fatalf("go list -deps does not list pkg/sidecar; output:\n%s", out)
-	}
-	for pkg := range strings.FieldsSeq(string(out)) {
-		if strings.HasPrefix(pkg, "k8s.io/") || strings.HasPrefix(pkg, "sigs.k8s.io/") || strings.Contains(pkg, "zmssvctoken") || strings.Contains(pkg, "athenzutils") {
-			t.Errorf("cmd/sidecar depends on %s", pkg)
+	const fake = "github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
+	for _, dev := range []bool{false, true} {
+		args := []string{"list", "-deps", "."}
+		if dev {
+			args = []string{"list", "-tags", "dev", "-deps", "."}
+		}
+		out, err := exec.CommandContext(t.Context(), "go", args...).Output()
+		if err != nil {
+			t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+		}
+		if !strings.Contains(string(out), "github.com/athenz-injector/athenz-injector/pkg/sidecar\n") {
+			t.Fatalf("go %s does not list pkg/sidecar; output:\n%s", strings.Join(args, " "), out)
+		}
+		for pkg := range strings.FieldsSeq(string(out)) {
+			if strings.HasPrefix(pkg, "k8s.io/") || strings.HasPrefix(pkg, "sigs.k8s.io/") || strings.Contains(pkg, "zmssvctoken") ||
+				strings.Contains(pkg, "athenzutils") || strings.HasPrefix(pkg, "go.uber.org/zap") || (pkg == fake && !dev) {
+				t.Errorf("cmd/sidecar (dev build: %v) depends on %s", dev, pkg)
+			}
+		}
+		if dev && !strings.Contains(string(out), fake+"\n") {
+			t.Errorf("the dev build does not link %s: --dev would not work", fake)
 		}
 	}
 }
 
-// TestBinaryDevModeSIGTERM builds the sidecar, runs it with --dev on free
+// TestBinaryDevModeSIGTERM builds the sidecar with dev mode, runs it with --dev on free
 // loopback ports, asks it for a token, and stops it with SIGTERM: it exits 0.
 func TestBinaryDevModeSIGTERM(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "sidecar")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-tags", "dev", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

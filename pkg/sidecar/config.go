@@ -609,6 +609,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Dev {
+		if StartDevZTS == nil {
+			add("--dev: this sidecar is built without dev mode, which links a fake ZTS; build one with it: make build-sidecar-dev (go build -tags dev ./cmd/sidecar)")
+		}
 		if c.IdentityMode != "" && c.IdentityMode != IdentityKeyFile {
 			add("ATHENZ_IDENTITY_MODE=%s: --dev runs in key-file mode", c.IdentityMode)
 		}

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/go-logr/logr"
+	"time"
 
-	"github.com/athenz-injector/athenz-injector/pkg/tokens/ztsfake"
+	"github.com/go-logr/logr"
 )
 
 // Dev mode defaults: the identity of the sidecar when ATHENZ_DOMAIN and
@@ -22,10 +22,26 @@ const (
 	devKeyVersion = "0"
 )
 
+// DevZTS is dev mode's in-process fake ZTS as Start uses it;
+// *ztsfake.Server is one.
+type DevZTS interface {
+	URL() string
+	CAPool() *x509.CertPool
+	RegisterServiceKey(domain, service, keyVersion string, keyPEM []byte) error
+	Close()
+}
+
+// StartDevZTS starts dev mode's fake ZTS, which grants every role in every
+// domain, on the clock now (nil: the wall clock). It is nil unless a build
+// sets it: dev mode links pkg/tokens/ztsfake, test code that a production
+// sidecar does not carry. cmd/sidecar sets it when built with the "dev"
+// build tag (make build-sidecar-dev); Validate refuses --dev without it.
+var StartDevZTS func(now func() time.Time) (DevZTS, error)
+
 // devZTS is the in-process fake ZTS of dev mode and the generated service
 // key registered with it.
 type devZTS struct {
-	zts    *ztsfake.Server
+	zts    DevZTS
 	keyPEM []byte
 	tmpDir string // the identity directory made for dev mode, if any
 }
@@ -47,11 +63,11 @@ func startDev(cfg *Config, log logr.Logger) (*devZTS, error) {
 	if cfg.Service == "" {
 		cfg.Service = DevService
 	}
-	opts := ztsfake.Options{AllowAll: true, KeyType: "ec"}
+	var now func() time.Time
 	if cfg.Clock != nil {
-		opts.Now = cfg.Clock.Now
+		now = cfg.Clock.Now
 	}
-	zts, err := ztsfake.Start(opts)
+	zts, err := StartDevZTS(now)
 	if err != nil {
 		return nil, fmt.Errorf("dev mode: starting the fake ZTS: %w", err)
 	}

@@ -26,6 +26,12 @@ const (
 	testService = "api"
 )
 
+// The tests run dev mode as a sidecar built with the "dev" tag does
+// (cmd/sidecar/dev.go).
+func init() {
+	StartDevZTS = func(now func() time.Time) (DevZTS, error) { return ztsfake.StartDev(now) }
+}
+
 // fixture is a sidecar in key-file mode against a fake ZTS.
 type fixture struct {
 	zts    *ztsfake.Server

@@ -435,3 +435,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
+
+// StartDev starts the fake ZTS of the sidecar's dev mode (sidecar --dev,
+// built with the "dev" tag): every authenticated principal gets every role
+// in every domain, tokens are signed with an EC key, and now is its clock
+// (nil: the wall clock).
+func StartDev(now func() time.Time) (*Server, error) {
+	return Start(Options{AllowAll: true, KeyType: "ec", Now: now})
+}
