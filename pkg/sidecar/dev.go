@@ -27,6 +27,7 @@ const (
 type DevZTS interface {
 	URL() string
 	CAPool() *x509.CertPool
+	CACertPEM() []byte
 	RegisterServiceKey(domain, service, keyVersion string, keyPEM []byte) error
 	Close()
 }

@@ -241,3 +241,32 @@ func TestInitMode(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenBeforeIdentity: a token asked for while the sidecar is still
+// getting its identity waits for it and is answered, rather than getting
+// ZTS's refusal of a caller without a certificate, remembered by the
+// cache's negative TTL (it was 10 s of 401s for an app that asked as the
+// sidecar started, issue 15). When the identity's first attempt fails,
+// the request gets ZTS's own answer at once (TestZTSTLSFailure).
+func TestTokenBeforeIdentity(t *testing.T) {
+	zts := newZTS(t)
+	zts.Grant("prov", "reader", testDomain+"."+testService)
+	const registerTime = 300 * time.Millisecond
+	zts.SetLatency(ztsfake.EndpointInstanceRegister, registerTime)
+	env, _ := copperArgosEnv(t, zts)
+	f := startWithEnvNoWait(t, zts, env, nil, nil)
+	if err := f.srv.identity.Ready(); err == nil {
+		t.Fatal("identity ready before its registration answered; the test needs it not to be")
+	}
+	start := time.Now()
+	r := do(t, nil, "GET", f.api+"/roletoken?domain=prov&role=reader", "", "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("role token while the identity registers = %d %s, want 200 once it is in place", r.status, r.body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("answered after %v: the wait is for the registration (%v), not longer", d, registerTime)
+	}
+	if n := zts.CallsFor(ztsfake.EndpointRoleToken, "prov:reader"); n != 1 {
+		t.Errorf("ZTS role token calls = %d, want 1 (none without a certificate)", n)
+	}
+}

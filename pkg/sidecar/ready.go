@@ -22,9 +22,8 @@ import (
 // prefetchRetryMax. Loaded tokens are pinned in the cache, so it keeps
 // refreshing them and never drops them as idle.
 const (
-	prefetchRetryMin   = 250 * time.Millisecond
-	prefetchRetryMax   = 30 * time.Second
-	identityPollPeriod = 100 * time.Millisecond
+	prefetchRetryMin = 250 * time.Millisecond
+	prefetchRetryMax = 30 * time.Second
 )
 
 // prefetchItem is one token of ATHENZ_PREFETCH or
@@ -81,6 +80,7 @@ var readinessChecks = [...]string{checkRunning, checkIdentity, checkPrefetch, ch
 // file), and it is not shutting down.
 type readiness struct {
 	identity Identity
+	gate     *identityGate
 	items    []prefetchItem
 	cache    *tokens.Cache
 	clock    tokens.Clock
@@ -96,9 +96,9 @@ type readiness struct {
 	draining   atomic.Bool
 }
 
-func newReadiness(id Identity, items []prefetchItem, cache *tokens.Cache, clock tokens.Clock, log logr.Logger) *readiness {
+func newReadiness(id Identity, gate *identityGate, items []prefetchItem, cache *tokens.Cache, clock tokens.Clock, log logr.Logger) *readiness {
 	return &readiness{
-		identity: id, items: items, cache: cache, clock: clock, log: log,
+		identity: id, gate: gate, items: items, cache: cache, clock: clock, log: log,
 		loaded: make([]bool, len(items)), lastErr: make([]error, len(items)),
 	}
 }
@@ -199,10 +199,8 @@ func (rd *readiness) run(ctx context.Context, log logr.Logger) {
 		rd.prefetched.Store(true)
 		return
 	}
-	for rd.identity.Ready() != nil {
-		if !sleepCtx(ctx, identityPollPeriod) {
-			return
-		}
+	if rd.gate.waitReady(ctx) != nil {
+		return
 	}
 	var wg sync.WaitGroup
 	for i := range rd.items {
@@ -262,4 +260,63 @@ func fromLoopback(r *http.Request) bool {
 	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// identityGatePoll is how often a wait for the identity looks.
+const identityGatePoll = 5 * time.Millisecond
+
+// identityGate holds work that needs the identity until it is in place.
+// Token fetches wait for its first attempt: before that ZTS refuses them
+// (401: no certificate yet), and the cache would remember the refusal for
+// its negative-cache TTL, so an app that asked as the sidecar started got
+// errors for 10 s (files mode, issue 15). After a failed attempt a fetch
+// goes ahead and reports what ZTS says (a TLS failure, an outage).
+type identityGate struct {
+	id Identity
+	// attempted reports whether the identity has finished an attempt,
+	// failed or not; nil: wait for Ready alone.
+	attempted func() bool
+	open      atomic.Bool // the identity was ready once
+}
+
+// waitReady returns once the identity is ready, or ctx's error.
+func (g *identityGate) waitReady(ctx context.Context) error {
+	return g.wait(ctx, 0, func() bool { return false })
+}
+
+// waitFirstAttempt returns once the identity is ready or has failed an
+// attempt, or a 503 naming why not after limit, or ctx's error.
+func (g *identityGate) waitFirstAttempt(ctx context.Context, limit time.Duration) error {
+	return g.wait(ctx, limit, func() bool { return g.attempted != nil && g.attempted() })
+}
+
+func (g *identityGate) wait(ctx context.Context, limit time.Duration, enough func() bool) error {
+	if g.open.Load() {
+		return nil
+	}
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
+	tick := time.NewTicker(identityGatePoll)
+	defer tick.Stop()
+	for {
+		err := g.id.Ready()
+		if err == nil {
+			g.open.Store(true)
+			return nil
+		}
+		if enough() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-expired:
+			return &HTTPError{Code: http.StatusServiceUnavailable, Msg: "no identity yet: " + err.Error(), Err: err}
+		case <-tick.C:
+		}
+	}
 }

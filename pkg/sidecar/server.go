@@ -121,7 +121,20 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	if err != nil {
 		return nil, fmt.Errorf("ATHENZ_ZTS_URL: %w", err)
 	}
-	s.cache = tokens.NewCache(client.Fetch, tokens.CacheOptions{Clock: cfg.Clock})
+	// A fetch waits for the identity's first attempt (at most a ZTS
+	// call's time), rather than ask ZTS without credentials while the
+	// sidecar starts.
+	gate := &identityGate{id: s.identity, attempted: func() bool {
+		st := id.Status()
+		return st.Renewals > 0 || st.FailuresTotal > 0
+	}}
+	fetch := func(ctx context.Context, key tokens.Key) (tokens.Token, error) {
+		if err := gate.waitFirstAttempt(ctx, cfg.ZTSTimeout); err != nil {
+			return tokens.Token{}, err
+		}
+		return client.Fetch(ctx, key)
+	}
+	s.cache = tokens.NewCache(fetch, tokens.CacheOptions{Clock: cfg.Clock})
 	s.metrics.cacheLen, s.metrics.refreshes, s.metrics.identity = s.cache.Len, s.cache.Refreshes, id.Status
 	up, err := upstreamOptionsOf(cfg, devCA)
 	if err != nil {
@@ -131,7 +144,7 @@ func Start(ctx context.Context, cfg Config, log logr.Logger) (_ *Server, err err
 	if err != nil {
 		return nil, err
 	}
-	ready := newReadiness(s.identity, items, s.cache, cfg.Clock, log.WithName("readiness"))
+	ready := newReadiness(s.identity, gate, items, s.cache, cfg.Clock, log.WithName("readiness"))
 	if len(cfg.TokenFiles) > 0 {
 		if ready.files, err = newTokenFiles(cfg.identityDir(), cfg.TokenFiles, cfg.tokenFileMode(), s.cache, cfg.Clock, log.WithName("tokenfiles")); err != nil {
 			return nil, err

@@ -49,7 +49,7 @@ func stubHandler(tb testing.TB) *handler {
 	tb.Cleanup(cache.Close)
 	id := stubIdentity{}
 	return newHandler(logr.Discard(), cache, id, tokens.RealClock{}, upstreamOptions{},
-		newReadiness(id, nil, cache, tokens.RealClock{}, logr.Discard()), newMetrics(tokens.RealClock{}), timeoutsOf(Config{}))
+		newReadiness(id, &identityGate{id: id}, nil, cache, tokens.RealClock{}, logr.Discard()), newMetrics(tokens.RealClock{}), timeoutsOf(Config{}))
 }
 
 // sigFiller makes stub role tokens as long as real ones (an ECDSA
