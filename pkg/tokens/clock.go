@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"container/heap"
 	"sync"
 	"time"
 )
@@ -32,11 +33,12 @@ func (RealClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 // synchronously inside Advance, in deadline order, so a test that advances
 // past a refresh point observes the refresh's effect as soon as Advance
 // returns. The zero value starts at the Unix epoch; use NewFakeClock for a
-// realistic start.
+// realistic start. Its timers are a heap: a fleet of thousands of caches
+// (test/load/fleet) arms, stops and fires them in O(log n).
 type FakeClock struct {
 	mu      sync.Mutex // guards now, timers, seq
 	now     time.Time
-	timers  []*fakeTimer
+	timers  timerHeap
 	seq     uint64
 	running sync.Mutex // serialises Advance calls
 }
@@ -57,7 +59,7 @@ func (c *FakeClock) AfterFunc(d time.Duration, f func()) Timer {
 	defer c.mu.Unlock()
 	c.seq++
 	t := &fakeTimer{clock: c, when: c.now.Add(d), f: f, seq: c.seq}
-	c.timers = append(c.timers, t)
+	heap.Push(&c.timers, t)
 	return t
 }
 
@@ -74,18 +76,16 @@ func (c *FakeClock) Pending() int {
 func (c *FakeClock) Next() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var next time.Time
-	for _, t := range c.timers {
-		if next.IsZero() || t.when.Before(next) {
-			next = t.when
-		}
+	if len(c.timers) == 0 {
+		return time.Time{}, false
 	}
-	return next, !next.IsZero()
+	return c.timers[0].when, true
 }
 
 // Advance moves the time forward by d, running every timer that falls due,
-// earliest first; timers registered by those callbacks run too if they fall
-// within the new time.
+// earliest first (in the order they were armed, at equal deadlines);
+// timers registered by those callbacks run too if they fall within the
+// new time.
 func (c *FakeClock) Advance(d time.Duration) {
 	c.running.Lock()
 	defer c.running.Unlock()
@@ -94,23 +94,12 @@ func (c *FakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		idx := -1
-		for i, t := range c.timers {
-			if t.when.After(target) {
-				continue
-			}
-			if idx < 0 || t.when.Before(c.timers[idx].when) ||
-				(t.when.Equal(c.timers[idx].when) && t.seq < c.timers[idx].seq) {
-				idx = i
-			}
-		}
-		if idx < 0 {
+		if len(c.timers) == 0 || c.timers[0].when.After(target) {
 			c.now = target
 			c.mu.Unlock()
 			return
 		}
-		t := c.timers[idx]
-		c.timers = append(c.timers[:idx], c.timers[idx+1:]...)
+		t := heap.Pop(&c.timers).(*fakeTimer)
 		if t.when.After(c.now) {
 			c.now = t.when
 		}
@@ -124,17 +113,48 @@ type fakeTimer struct {
 	when  time.Time
 	f     func()
 	seq   uint64
+	index int // in clock.timers; -1 once fired or stopped
 }
 
 func (t *fakeTimer) Stop() bool {
 	c := t.clock
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, o := range c.timers {
-		if o == t {
-			c.timers = append(c.timers[:i], c.timers[i+1:]...)
-			return true
-		}
+	if t.index < 0 {
+		return false
 	}
-	return false
+	heap.Remove(&c.timers, t.index)
+	return true
+}
+
+// timerHeap orders pending timers by deadline, then by arming order.
+type timerHeap []*fakeTimer
+
+func (h timerHeap) Len() int { return len(h) }
+
+func (h timerHeap) Less(i, j int) bool {
+	if !h[i].when.Equal(h[j].when) {
+		return h[i].when.Before(h[j].when)
+	}
+	return h[i].seq < h[j].seq
+}
+
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+
+func (h *timerHeap) Push(x any) {
+	t := x.(*fakeTimer)
+	t.index = len(*h)
+	*h = append(*h, t)
+}
+
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	t.index = -1
+	*h = old[:len(old)-1]
+	return t
 }
