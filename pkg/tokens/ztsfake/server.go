@@ -94,6 +94,13 @@ type Options struct {
 	// (docs/zts-api-facts.md); a proxy in front of it may not. Default
 	// false.
 	HTTP2 bool
+	// NoKeepAlive closes every connection after its answer: each call is
+	// a new TLS handshake, as for a sidecar whose calls to ZTS come
+	// minutes apart (its transport closes connections idle for 90 s). A
+	// fleet of thousands of clients in one process (test/load/fleet) then
+	// holds no idle connection, and no file descriptor, per client.
+	// Default false.
+	NoKeepAlive bool
 	// K8SProvider, if set, makes the fake act as ZTS's built-in Kubernetes
 	// provider for register and refresh requests of K8SProvider.Provider
 	// (JSON attestation data {"identityToken":...}, refresh refused); see
@@ -191,6 +198,7 @@ func Start(opts Options) (*Server, error) {
 		MinVersion:   tls.VersionTLS12,
 	}
 	ts.EnableHTTP2 = opts.HTTP2
+	ts.Config.SetKeepAlivesEnabled(!opts.NoKeepAlive)
 	s.conns = newGateListener(ts.Listener)
 	ts.Listener = s.conns
 	s.url = "https://" + ts.Listener.Addr().String() + apiPrefix

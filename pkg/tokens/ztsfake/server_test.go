@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,25 @@ func TestIssueIdentity(t *testing.T) {
 	}
 	if !strings.Contains(string(keyPEM), "EC PRIVATE KEY") {
 		t.Errorf("IssueIdentity key is not an EC PRIVATE KEY PEM")
+	}
+}
+
+// TestNoKeepAlive: with NoKeepAlive every call is a connection of its own;
+// without it, calls reuse one.
+func TestNoKeepAlive(t *testing.T) {
+	for _, noKeepAlive := range []bool{false, true} {
+		s := ztsfake.NewTest(t, ztsfake.Options{NoKeepAlive: noKeepAlive})
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAPool()}}
+		client := zts.NewClient(s.URL(), tr)
+		for range 3 {
+			if _, err := client.GetStatus(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr.CloseIdleConnections()
+		accepted, _ := s.Connections()
+		if want := map[bool]int{false: 1, true: 3}[noKeepAlive]; accepted != want {
+			t.Errorf("NoKeepAlive %v: 3 calls took %d connections, want %d", noKeepAlive, accepted, want)
+		}
 	}
 }
