@@ -26,6 +26,19 @@ const (
 	DefaultMinFetchInterval = time.Second
 	DefaultMinRefreshDelay  = 30 * time.Second
 	DefaultNegativeTTL      = 10 * time.Second
+	DefaultRetryFraction    = 0.8
+)
+
+// Refresh and retry timing (docs/design/2026-12-02-fleet-recovery.md).
+const (
+	// A token is refreshed at a random point between refreshFrom and
+	// refreshTo of the way from when it was obtained to the end of its
+	// hit window, which leaves time for retries.
+	refreshFrom, refreshTo = 0.85, 0.95
+	// quickRetries is how many retries of a failed refresh back off
+	// exponentially from RetryMin (a blip is over in seconds); later ones
+	// wait RetryFraction of the time the token has left.
+	quickRetries = 6
 )
 
 // CacheOptions configures a Cache. The zero value works; each field's
@@ -52,6 +65,13 @@ type CacheOptions struct {
 	// RetryMin and RetryMax bound the exponential backoff of failed
 	// background refreshes. Defaults: 1 s and 2 min.
 	RetryMin, RetryMax time.Duration
+	// RetryFraction: after quickRetries failed retries of a refresh, the
+	// next waits this fraction of the time the token can still be served
+	// (±10%), when that is longer than the backoff. An outage then costs
+	// a few calls per token, and when ZTS comes back the fleet's tokens
+	// are refreshed spread over the time they have left, not at once.
+	// Default 0.8; at most 0.9.
+	RetryFraction float64
 	// MinFetchInterval is the floor between two fetches of one key,
 	// whatever starts them (a request, a refresh, a retry): a key is never
 	// fetched more often, so nothing can make the cache call ZTS in a
@@ -88,6 +108,9 @@ func (o CacheOptions) withDefaults() CacheOptions {
 	o.RetryMin = max(o.RetryMin, o.MinFetchInterval)
 	o.RetryMax = max(o.RetryMax, o.RetryMin)
 	o.NegativeTTL = max(o.NegativeTTL, o.MinFetchInterval)
+	if o.RetryFraction <= 0 || o.RetryFraction > 0.9 {
+		o.RetryFraction = DefaultRetryFraction
+	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
 	}
@@ -557,23 +580,41 @@ func (c *Cache) floorDelay(e *entry, now time.Time) time.Duration {
 	return max(0, last.Add(c.opts.MinFetchInterval).Sub(now))
 }
 
+// RefreshAfter returns when a token of the given lifetime, asked for with
+// no min_expiry, is refreshed, counted from when it was obtained: at a
+// random point from earliest to latest. Both are 0 when such a token is
+// not refreshed ahead (it is fetched again when asked for).
+func (c *Cache) RefreshAfter(lifetime time.Duration) (earliest, latest time.Duration) {
+	ahead := lifetime - max(c.Margin(lifetime), MinServeRemaining)
+	if ahead < c.opts.MinRefreshDelay {
+		return 0, 0
+	}
+	return time.Duration(refreshFrom * float64(ahead)), time.Duration(refreshTo * float64(ahead))
+}
+
 // scheduleRefresh arms the timer that refreshes tok ahead of the point
-// where it stops being a hit: between 85% and 95% of the way there
-// (jitter, so that keys fetched together do not refresh together), which
-// leaves time for retries. A token whose refresh would come less than
-// MinRefreshDelay after it was obtained is not refreshed ahead.
+// where it stops being a hit: between refreshFrom and refreshTo of the way
+// there (jitter, so that keys fetched together do not refresh together),
+// which leaves time for retries. A token whose
+// refresh would come less than MinRefreshDelay after it was obtained is
+// not refreshed ahead.
 func (c *Cache) scheduleRefresh(e *entry, tok *Token, now time.Time) {
 	_, hitAbove := c.bounds(e.key, tok)
 	ahead := tok.Expiry.Add(-hitAbove).Sub(tok.Obtained)
 	if ahead < c.opts.MinRefreshDelay {
 		return
 	}
-	at := tok.Obtained.Add(time.Duration((0.95 - 0.1*c.opts.Jitter()) * float64(ahead)))
+	at := tok.Obtained.Add(time.Duration((refreshTo - (refreshTo-refreshFrom)*c.opts.Jitter()) * float64(ahead)))
 	c.setTimer(e, max(at.Sub(now), c.floorDelay(e, now)))
 }
 
-// scheduleRetry arms a retry after a failed fetch with exponential
-// backoff and "equal jitter" (half fixed, half random), never sooner than
+// scheduleRetry arms a retry after a failed fetch. The first quickRetries
+// back off exponentially from RetryMin with "equal jitter" (half fixed,
+// half random); later ones wait RetryFraction (±10%) of the time the
+// cached token can still be served, when that is longer: the wait shrinks
+// as the token ages, so it is retried more often the closer it is to
+// expiry, and after a long outage each token is retried once within the
+// time it has left rather than every RetryMax. Never sooner than
 // MinFetchInterval.
 func (c *Cache) scheduleRetry(e *entry, now time.Time) {
 	e.mu.Lock()
@@ -585,6 +626,11 @@ func (c *Cache) scheduleRetry(e *entry, now time.Time) {
 	}
 	backoff = min(backoff, c.opts.RetryMax)
 	backoff = backoff/2 + time.Duration(c.opts.Jitter()*float64(backoff/2))
+	if tok := e.tok.Load(); tok != nil && n > quickRetries {
+		minLeft, _ := c.bounds(e.key, tok)
+		left := tok.Expiry.Sub(now) - minLeft
+		backoff = max(backoff, time.Duration(c.opts.RetryFraction*(0.9+0.2*c.opts.Jitter())*float64(left)))
+	}
 	c.setTimer(e, max(backoff, c.floorDelay(e, now)))
 }
 

@@ -564,3 +564,53 @@ func TestCacheTokenExpiredOnArrival(t *testing.T) {
 		t.Errorf("%d timers pending, want only the idle sweep", n)
 	}
 }
+
+// TestCacheRetryAfterLongOutage: after its quick retries, a refresh that
+// keeps failing is retried at RetryFraction of the time the token has
+// left, so a 30 min outage costs a token a handful of calls rather than
+// one every RetryMax (the fleet of issue 15 came back with 26 times its
+// steady call rate); the token is served throughout, and refreshed once
+// ZTS is back, before it expires.
+func TestCacheRetryAfterLongOutage(t *testing.T) {
+	c, z, clock := newTestCache(t, 2*time.Hour, tokens.CacheOptions{})
+	key := mustKey(t, "sports", "reader")
+	first, _ := get(t, c, key)
+	// 2 h token: hit window 90 min, refresh at 0.9 of it (jitter 0.5):
+	// 81 min, with 39 min left.
+	clock.Advance(80 * time.Minute)
+	z.failWith(&tokens.ZTSError{Status: 503, Message: "down"})
+	var at []time.Duration // when ZTS was called, after the first
+	last := z.calls.Load()
+	for range 30 * 60 {
+		clock.Advance(time.Second)
+		if n := z.calls.Load(); n != last {
+			at = append(at, clock.Now().Sub(epoch))
+			last = n
+		}
+		if tok, _ := get(t, c, key); tok.Value != first.Value {
+			t.Fatalf("served %q during the outage, want the cached %q", tok.Value, first.Value)
+		}
+	}
+	t.Logf("refresh attempts during a 30 min outage, at %v", at)
+	// 1 + 6 quick retries (1 s doubling, within about a minute), then
+	// each waiting 0.8 of what the token has left: the next after 30 min.
+	if len(at) < 7 || len(at) > 9 {
+		t.Errorf("%d attempts in the 30 min outage, want 7 to 9", len(at))
+	}
+	for i := 7; i < len(at); i++ {
+		left := 2*time.Hour - at[i-1] - tokens.MinServeRemaining
+		if gap := at[i] - at[i-1]; gap < time.Duration(0.8*0.9*float64(left))-time.Second || gap > time.Duration(0.8*1.1*float64(left))+time.Second {
+			t.Errorf("attempt %d came %v after the previous, want 0.8 (±10%%) of the %v the token had left", i, gap, left)
+		}
+	}
+	z.recover()
+	for clock.Now().Before(first.Expiry) {
+		clock.Advance(time.Second)
+		tok, _ := get(t, c, key)
+		if tok.Value != first.Value {
+			t.Logf("refreshed %v after ZTS came back, %v before the old token expired", clock.Now().Sub(epoch)-110*time.Minute, first.Expiry.Sub(clock.Now()))
+			return
+		}
+	}
+	t.Fatal("the token was not refreshed before it expired, after ZTS came back")
+}
