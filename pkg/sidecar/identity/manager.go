@@ -459,6 +459,8 @@ func (m *Manager) renewIdentity(ctx context.Context) {
 		delay := m.backoff(attempt)
 		if m.opts.Mode == ModeFiles {
 			delay = m.opts.PollInterval
+		} else {
+			delay = max(delay, m.patientRetry(attempt, now))
 		}
 		m.identityDue = now.Add(delay)
 		m.log.Error(err, "identity certificate attempt failed, retrying", "attempt", attempt, "retryin", delay.String())
@@ -566,6 +568,38 @@ func (m *Manager) backoff(attempt int) time.Duration {
 	}
 	d = min(d, m.opts.RetryMax)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// Retries of a renewal while the identity is still valid
+// (docs/design/2026-12-02-fleet-recovery.md): after quickRetries, an
+// attempt waits retryFraction (±10%) of the time the identity has left,
+// at most retryPatience. A renewal falls due with hours left (a third of a
+// day's certificate), so a ZTS outage costs a sidecar a few calls, and
+// when ZTS is back the renewals that failed come back spread over up to an
+// hour rather than within RetryMax of each other.
+const (
+	quickRetries  = 6
+	retryFraction = 0.8
+	retryPatience = time.Hour
+)
+
+// patientRetry is the wait before attempt+1 while the current identity is
+// valid: see quickRetries. Zero when it is not (a first certificate, an
+// expired one: the backoff alone applies).
+func (m *Manager) patientRetry(attempt int, now time.Time) time.Duration {
+	c := m.cur.Load()
+	if attempt <= quickRetries || c == nil || !c.validAt(now) {
+		return 0
+	}
+	until := c.valid.notAfter
+	if nt := m.ntoken.Load(); m.opts.NToken && nt != nil && nt.expiry.Before(until) {
+		until = nt.expiry
+	}
+	left := until.Sub(now)
+	if left <= 0 {
+		return 0
+	}
+	return min(time.Duration(retryFraction*(0.9+0.2*rand.Float64())*float64(left)), retryPatience)
 }
 
 // sleepUntil waits until t on the Manager's clock and reports whether ctx

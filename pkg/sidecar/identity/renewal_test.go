@@ -253,3 +253,41 @@ func TestBuiltinK8SRefreshFails(t *testing.T) {
 		t.Errorf("Ready() with a still valid certificate: %v", err)
 	}
 }
+
+// TestRenewalRetriesAfterLongOutage: a renewal that keeps failing while
+// the certificate is valid retries quickly six times (1 s doubling to
+// RetryMax), then waits 0.8 of the time the certificate has left (at most
+// an hour): a 50 min outage costs a handful of calls, not one a minute (a
+// fleet's renewals would otherwise all come back within a minute of ZTS's
+// recovery, issue 15); the certificate is renewed once ZTS answers, before
+// it expires.
+func TestRenewalRetriesAfterLongOutage(t *testing.T) {
+	f := newFixture(t, ztsfake.Options{CertLifetime: 3 * time.Hour}, false)
+	m := newManager(t, f.options())
+	startRun(t, m)
+	waitReady(t, m)
+	first := m.Status()
+	// Renewal falls due at 2/3 of the 3 h (less up to 10% jitter).
+	f.zts.SetFailure(ztsfake.EndpointInstanceRefresh, ztsfake.Failure{Status: http.StatusServiceUnavailable, Message: "down"})
+	f.advance(t, 2*time.Hour)
+	if got := f.zts.Calls(ztsfake.EndpointInstanceRefresh); got == 0 {
+		t.Fatal("no renewal attempt by 2 h into a 3 h certificate")
+	}
+	f.advance(t, 50*time.Minute)
+	attempts := f.zts.Calls(ztsfake.EndpointInstanceRefresh)
+	t.Logf("%d renewal attempts in 50 min of failures", attempts)
+	if attempts < 7 || attempts > 10 {
+		t.Errorf("%d renewal attempts in 50 min of failures, want 7 (the first and six quick retries) to 10", attempts)
+	}
+	if err := m.Ready(); err != nil {
+		t.Errorf("Ready() with a valid certificate while renewals fail = %v, want nil", err)
+	}
+	f.zts.SetFailure(ztsfake.EndpointInstanceRefresh, ztsfake.Failure{})
+	for m.Status().Serial == first.Serial {
+		if !f.clock.Now().Before(first.ExpiresAt) {
+			t.Fatalf("the certificate was not renewed before it expired at %v, after ZTS came back", first.ExpiresAt)
+		}
+		f.advance(t, time.Minute)
+	}
+	t.Logf("renewed %v before the old certificate expired", first.ExpiresAt.Sub(f.clock.Now()))
+}
