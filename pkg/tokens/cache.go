@@ -35,10 +35,10 @@ const (
 	// refreshTo of the way from when it was obtained to the end of its
 	// hit window, which leaves time for retries.
 	refreshFrom, refreshTo = 0.85, 0.95
-	// quickRetries is how many retries of a failed refresh back off
-	// exponentially from RetryMin (a blip is over in seconds); later ones
-	// wait RetryFraction of the time the token has left.
-	quickRetries = 6
+	// QuickRetries is how many retries of a failed refresh back off
+	// exponentially from RetryMin (a blip is over within a minute); later
+	// ones wait RetryFraction of the time the token has left.
+	QuickRetries = 6
 )
 
 // CacheOptions configures a Cache. The zero value works; each field's
@@ -65,7 +65,7 @@ type CacheOptions struct {
 	// RetryMin and RetryMax bound the exponential backoff of failed
 	// background refreshes. Defaults: 1 s and 2 min.
 	RetryMin, RetryMax time.Duration
-	// RetryFraction: after quickRetries failed retries of a refresh, the
+	// RetryFraction: after QuickRetries failed retries of a refresh, the
 	// next waits this fraction of the time the token can still be served
 	// (±10%), when that is longer than the backoff. An outage then costs
 	// a few calls per token, and when ZTS comes back the fleet's tokens
@@ -608,7 +608,7 @@ func (c *Cache) scheduleRefresh(e *entry, tok *Token, now time.Time) {
 	c.setTimer(e, max(at.Sub(now), c.floorDelay(e, now)))
 }
 
-// scheduleRetry arms a retry after a failed fetch. The first quickRetries
+// scheduleRetry arms a retry after a failed fetch. The first QuickRetries
 // back off exponentially from RetryMin with "equal jitter" (half fixed,
 // half random); later ones wait RetryFraction (±10%) of the time the
 // cached token can still be served, when that is longer: the wait shrinks
@@ -626,7 +626,7 @@ func (c *Cache) scheduleRetry(e *entry, now time.Time) {
 	}
 	backoff = min(backoff, c.opts.RetryMax)
 	backoff = backoff/2 + time.Duration(c.opts.Jitter()*float64(backoff/2))
-	if tok := e.tok.Load(); tok != nil && n > quickRetries {
+	if tok := e.tok.Load(); tok != nil && n > QuickRetries {
 		minLeft, _ := c.bounds(e.key, tok)
 		left := tok.Expiry.Sub(now) - minLeft
 		backoff = max(backoff, time.Duration(c.opts.RetryFraction*(0.9+0.2*c.opts.Jitter())*float64(left)))

@@ -571,24 +571,24 @@ func (m *Manager) backoff(attempt int) time.Duration {
 }
 
 // Retries of a renewal while the identity is still valid
-// (docs/design/2026-12-02-fleet-recovery.md): after quickRetries, an
-// attempt waits retryFraction (±10%) of the time the identity has left,
-// at most retryPatience. A renewal falls due with hours left (a third of a
+// (docs/design/2026-12-02-fleet-recovery.md): after QuickRetries, an
+// attempt waits RetryFraction (±10%) of the time the identity has left,
+// at most RetryPatience. A renewal falls due with hours left (a third of a
 // day's certificate), so a ZTS outage costs a sidecar a few calls, and
 // when ZTS is back the renewals that failed come back spread over up to an
 // hour rather than within RetryMax of each other.
 const (
-	quickRetries  = 6
-	retryFraction = 0.8
-	retryPatience = time.Hour
+	QuickRetries  = 6
+	RetryFraction = 0.8
+	RetryPatience = time.Hour
 )
 
 // patientRetry is the wait before attempt+1 while the current identity is
-// valid: see quickRetries. Zero when it is not (a first certificate, an
+// valid: see QuickRetries. Zero when it is not (a first certificate, an
 // expired one: the backoff alone applies).
 func (m *Manager) patientRetry(attempt int, now time.Time) time.Duration {
 	c := m.cur.Load()
-	if attempt <= quickRetries || c == nil || !c.validAt(now) {
+	if attempt <= QuickRetries || c == nil || !c.validAt(now) {
 		return 0
 	}
 	until := c.valid.notAfter
@@ -599,7 +599,7 @@ func (m *Manager) patientRetry(attempt int, now time.Time) time.Duration {
 	if left <= 0 {
 		return 0
 	}
-	return min(time.Duration(retryFraction*(0.9+0.2*rand.Float64())*float64(left)), retryPatience)
+	return min(time.Duration(RetryFraction*(0.9+0.2*rand.Float64())*float64(left)), RetryPatience)
 }
 
 // sleepUntil waits until t on the Manager's clock and reports whether ctx
