@@ -14,6 +14,15 @@ go run ./test/load/loadgen -sidecar bin/sidecar -floor bin/floor -report "$repor
 echo "== proxy with TLS origination against a direct client (test/load/tlsorigin)" >&2
 go run ./test/load/tlsorigin -sidecar bin/sidecar -report "$report"
 
+echo "== fleet simulation, 1,000 Pods (test/load/fleet)" >&2
+go run ./test/load/fleet -pods 1000 -report "$report"
+if [[ ${BENCH_FLEET_10K:-} == 1 ]]; then
+  echo "== fleet simulation, 10,000 Pods (about 10 minutes)" >&2
+  go run ./test/load/fleet -pods 10000 -report "$report"
+else
+  echo "   10,000 Pods skipped (BENCH_FLEET_10K=1 runs it); docs/performance.md keeps the last figures" >&2
+fi
+
 echo "== admission harness (test/load/admission)" >&2
 KUBEBUILDER_ASSETS="$(hack/build-control-plane.sh)" go run ./test/load/admission -report "$report"
 
