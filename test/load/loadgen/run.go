@@ -180,6 +180,7 @@ type server struct {
 	readyURL  string
 	started   time.Time
 	done      chan error
+	exit      error // the exit status, once stopped
 	logFile   string
 	closeOnce sync.Once
 }
@@ -244,7 +245,7 @@ func (s *server) pid() int { return s.cmd.Process.Pid }
 func (s *server) stop() {
 	s.closeOnce.Do(func() {
 		_ = s.cmd.Process.Kill()
-		<-s.done
+		s.exit = <-s.done // "signal: killed", normally
 	})
 }
 
