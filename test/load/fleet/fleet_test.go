@@ -51,3 +51,21 @@ func TestFleetShort(t *testing.T) {
 		t.Errorf("%d identity calls in the restart, want one registration per new sidecar (%d)", res.restartIdentityCalls, cfg.restart)
 	}
 }
+
+func TestPoissonPeak(t *testing.T) {
+	tests := []struct {
+		mean     float64
+		n        int
+		min, max int
+	}{
+		{50, 1, 49, 50},   // the median of one count is about the mean
+		{50, 120, 65, 72}, // 120 minutes: about mean + 2.6 sd
+		{500, 120, 545, 570},
+		{0, 10, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := poissonPeak(tt.mean, tt.n); got < tt.min || got > tt.max {
+			t.Errorf("poissonPeak(%v, %d) = %d, want %d to %d", tt.mean, tt.n, got, tt.min, tt.max)
+		}
+	}
+}
