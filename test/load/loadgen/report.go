@@ -17,6 +17,7 @@ const (
 	targetIdleRSS    = 1.3 // sidecar idle RSS over the floor's, at most
 	targetBinary     = 1.4 // sidecar binary over the floor's, at most
 	targetKeysMB     = 40  // sidecar RSS with opts.keys cached keys, MB
+	targetPeakMB     = 20  // sidecar peak RSS after the load rounds, MB (issue 11)
 )
 
 // stat is one figure of a round.
@@ -135,6 +136,7 @@ func (f figures) markdown() string {
 	row("RSS after the first token", float64(su(floorKind, func(s startup) int64 { return s.tokenRSS })), float64(su(sidecarKind, func(s startup) int64 { return s.tokenRSS })), kibMB, 0)
 	for _, p := range f.placements {
 		row("peak RSS (VmHWM) after the "+p.name+" rounds", float64(p.peakRSS[floorKind]), float64(p.peakRSS[sidecarKind]), kibMB, 0)
+		fmt.Fprintf(&b, "| | | | | sidecar ≤ %d MB: %s |\n", targetPeakMB, verdict(float64(p.peakRSS[sidecarKind])/1024 <= targetPeakMB))
 	}
 	row("binary (static, stripped)", float64(f.binSize[floorKind]), float64(f.binSize[sidecarKind]), func(v float64) string { return fmt.Sprintf("%.2f MB", v/1e6) }, targetBinary)
 	firstToken := func(k kind) float64 {
