@@ -17,7 +17,7 @@ const (
 	targetIdleRSS    = 1.3 // sidecar idle RSS over the floor's, at most
 	targetBinary     = 1.4 // sidecar binary over the floor's, at most
 	targetKeysMB     = 40  // sidecar RSS with opts.keys cached keys, MB
-	targetPeakMB     = 20  // sidecar peak RSS after the load rounds, MB (issue 11)
+	targetPeakMB     = 20  // sidecar peak RSS after the load rounds, MB (the harness's earlier target)
 )
 
 // stat is one figure of a round.
