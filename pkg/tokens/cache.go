@@ -611,7 +611,8 @@ func (c *Cache) scheduleRefresh(e *entry, tok *Token, now time.Time) {
 // scheduleRetry arms a retry after a failed fetch. The first QuickRetries
 // back off exponentially from RetryMin with "equal jitter" (half fixed,
 // half random); later ones wait RetryFraction (±10%) of the time the
-// cached token can still be served, when that is longer: the wait shrinks
+// cached token can still be served less 2 RetryMax, when that is longer
+// (in its last minutes a token is retried every RetryMax): the wait shrinks
 // as the token ages, so it is retried more often the closer it is to
 // expiry, and after a long outage each token is retried once within the
 // time it has left rather than every RetryMax. Never sooner than
@@ -628,7 +629,9 @@ func (c *Cache) scheduleRetry(e *entry, now time.Time) {
 	backoff = backoff/2 + time.Duration(c.opts.Jitter()*float64(backoff/2))
 	if tok := e.tok.Load(); tok != nil && n > QuickRetries {
 		minLeft, _ := c.bounds(e.key, tok)
-		left := tok.Expiry.Sub(now) - minLeft
+		// The last 2 RetryMax are left to the backoff: a token that
+		// close to expiry is retried at least every RetryMax.
+		left := tok.Expiry.Sub(now) - minLeft - 2*c.opts.RetryMax
 		backoff = max(backoff, time.Duration(c.opts.RetryFraction*(0.9+0.2*c.opts.Jitter())*float64(left)))
 	}
 	c.setTimer(e, max(backoff, c.floorDelay(e, now)))

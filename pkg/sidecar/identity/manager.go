@@ -572,9 +572,10 @@ func (m *Manager) backoff(attempt int) time.Duration {
 
 // Retries of a renewal while the identity is still valid
 // (docs/design/2026-12-02-fleet-recovery.md): after QuickRetries, an
-// attempt waits RetryFraction (±10%) of the time the identity has left,
-// at most RetryPatience. A renewal falls due with hours left (a third of a
-// day's certificate), so a ZTS outage costs a sidecar a few calls, and
+// attempt waits RetryFraction (±10%) of the time the identity has left
+// less 2 RetryMax, at most RetryPatience. A renewal falls due with hours
+// left (a third of a day's certificate), so a ZTS outage costs a sidecar a
+// few calls, and
 // when ZTS is back the renewals that failed come back spread over up to an
 // hour rather than within RetryMax of each other.
 const (
@@ -595,7 +596,9 @@ func (m *Manager) patientRetry(attempt int, now time.Time) time.Duration {
 	if nt := m.ntoken.Load(); m.opts.NToken && nt != nil && nt.expiry.Before(until) {
 		until = nt.expiry
 	}
-	left := until.Sub(now)
+	// The last 2 RetryMax are left to the backoff: an identity that close
+	// to expiry is retried at least every RetryMax.
+	left := until.Sub(now) - 2*m.opts.RetryMax
 	if left <= 0 {
 		return 0
 	}
