@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -257,16 +258,32 @@ func (s *server) failed(err error) error {
 
 // waitReady polls the server's readiness URL until it answers 200.
 func (s *server) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
+	return s.poll(ctx, "ready", 10*time.Millisecond, func() (*http.Response, error) { return http.Get(s.readyURL) })
+}
+
+// firstToken polls POST /roletoken until it answers 200 and returns the
+// time since the process started.
+func (s *server) firstToken(ctx context.Context) (time.Duration, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	err := s.poll(ctx, "answering tokens", time.Millisecond, func() (*http.Response, error) {
+		return client.Post("http://"+s.addr+"/roletoken", "application/json", bytes.NewReader(requestBody))
+	})
+	return time.Since(s.started), err
+}
+
+// poll calls ask every interval until it answers 200, for at most 30 s
+// from the server's start, or until the server exits.
+func (s *server) poll(ctx context.Context, what string, interval time.Duration, ask func() (*http.Response, error)) error {
+	deadline := s.started.Add(30 * time.Second)
 	var last error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
 		case err := <-s.done:
 			s.done <- err
-			return s.failed(fmt.Errorf("exited before it was ready: %v", err))
+			return s.failed(fmt.Errorf("exited before it was %s: %v", what, err))
 		default:
 		}
-		resp, err := http.Get(s.readyURL)
+		resp, err := ask()
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -275,30 +292,9 @@ func (s *server) waitReady(ctx context.Context) error {
 			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
 		last = err
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(interval)
 	}
-	return s.failed(fmt.Errorf("not ready after 30 s: %v", last))
-}
-
-// firstToken polls POST /roletoken until it answers 200 and returns the
-// time since the process started.
-func (s *server) firstToken(ctx context.Context) (time.Duration, error) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := s.started.Add(30 * time.Second)
-	var last error
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		resp, err := client.Post("http://"+s.addr+"/roletoken", "application/json", strings.NewReader(string(requestBody)))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(s.started), nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		last = err
-		time.Sleep(time.Millisecond)
-	}
-	return 0, s.failed(fmt.Errorf("no token after 30 s: %v", last))
+	return s.failed(fmt.Errorf("not %s after 30 s: %v", what, last))
 }
 
 // idleSettle is how long a server idles after it is ready before its idle
