@@ -39,7 +39,7 @@ func main() {
 	flag.DurationVar(&cfg.recovery, "recovery", 90*time.Minute, "how long the recovery is watched")
 	flag.IntVar(&cfg.restart, "restart", 1000, "sidecars replaced in the mass restart")
 	flag.DurationVar(&cfg.restartWithin, "restart-within", 10*time.Second, "the mass restart's sidecars start within this")
-	seed := flag.Uint64("seed", 1, "seed of the Pods' start times and choices (jitter stays random)")
+	seed := flag.Uint64("seed", 1, "seed of the Pods' start times, the caches' jitter and the restart's choices")
 	reportFile := flag.String("report", "", "Markdown file whose fleet-N section gets the figures (empty: print only)")
 	flag.Parse()
 	cfg.seed = *seed

@@ -167,7 +167,17 @@ func (s *sim) startPod() (*pod, error) {
 		return nil, err
 	}
 	p.mgr = mgr
-	p.cache = tokens.NewCache(client.Fetch, tokens.CacheOptions{Clock: s.clock})
+	// The cache's jitter comes from the simulation's seed, so that a run
+	// gives the same figures again (the identity managers' jitter is
+	// their own; in the simulated hours it only spreads retries that the
+	// outage does not cause).
+	jitter := rand.New(rand.NewPCG(s.rnd.Uint64(), uint64(id)))
+	var jitterMu sync.Mutex
+	p.cache = tokens.NewCache(client.Fetch, tokens.CacheOptions{Clock: s.clock, Jitter: func() float64 {
+		jitterMu.Lock()
+		defer jitterMu.Unlock()
+		return jitter.Float64()
+	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	p.clock.work() // busy until Run first sleeps
