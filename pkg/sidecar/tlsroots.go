@@ -115,9 +115,10 @@ func newTLSRoots(cfg Config, devCA []byte) (*tlsRoots, error) {
 	if _, err := r.reloadLocked(); err != nil {
 		return nil, fmt.Errorf("ATHENZ_PROXY_TLS_CA=%s: %w", r.desc, err)
 	}
-	if err := r.buildLocked(1); err != nil {
-		return nil, fmt.Errorf("ATHENZ_PROXY_TLS_CA=%s: %w", r.desc, err)
-	}
+	// The pool is built at the first TLS-originated call: the system's
+	// CAs, parsed, are about 4 MB that a sidecar whose app never asks for
+	// TLS origination need not hold (idle RSS, issue 15). The files were
+	// checked above.
 	r.lastCheck.Store(time.Now().UnixNano())
 	return r, nil
 }
@@ -126,6 +127,17 @@ func newTLSRoots(cfg Config, devCA []byte) (*tlsRoots, error) {
 // when rootsCheckPeriod has passed since the last look and they changed.
 // A file that became unreadable or empty keeps its last content.
 func (r *tlsRoots) current() *rootsState {
+	if r.cur.Load() == nil {
+		r.mu.Lock()
+		if r.cur.Load() == nil {
+			if err := r.buildLocked(1); err != nil {
+				// The system's CAs could not be read: the pool has the
+				// others, and the next change of a file tries again.
+				r.cur.Store(&rootsState{pool: r.poolLocked(nil), gen: 1})
+			}
+		}
+		r.mu.Unlock()
+	}
 	now := time.Now().UnixNano()
 	last := r.lastCheck.Load()
 	if now-last < int64(rootsCheckPeriod) || !r.lastCheck.CompareAndSwap(last, now) {
@@ -172,18 +184,25 @@ func (r *tlsRoots) reloadLocked() (changed bool, err error) {
 }
 
 func (r *tlsRoots) buildLocked(gen uint64) error {
-	pool := x509.NewCertPool()
+	var sys *x509.CertPool
 	if r.system {
-		sys, err := x509.SystemCertPool()
-		if err != nil {
+		var err error
+		if sys, err = x509.SystemCertPool(); err != nil {
 			return fmt.Errorf("reading the system's CAs: %w", err)
 		}
-		pool = sys
 	}
-	pool.AppendCertsFromPEM(r.fixed)
-	for _, f := range r.files {
-		pool.AppendCertsFromPEM(f.pem)
-	}
-	r.cur.Store(&rootsState{pool: pool, gen: gen})
+	r.cur.Store(&rootsState{pool: r.poolLocked(sys), gen: gen})
 	return nil
+}
+
+// poolLocked adds the fixed and file CAs to base (nil: an empty pool).
+func (r *tlsRoots) poolLocked(base *x509.CertPool) *x509.CertPool {
+	if base == nil {
+		base = x509.NewCertPool()
+	}
+	base.AppendCertsFromPEM(r.fixed)
+	for _, f := range r.files {
+		base.AppendCertsFromPEM(f.pem)
+	}
+	return base
 }
