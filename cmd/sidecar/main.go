@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -37,18 +36,16 @@ func main() {
 // run parses flags and environment, builds the logger and calls serve; it
 // returns the exit code: 0 after a clean shutdown, 1 on failure, 2 for bad flags or settings.
 func run(ctx context.Context, args, environ []string, stderr io.Writer, serve func(context.Context, sidecar.Config, logr.Logger) error) int {
-	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dev := fs.Bool("dev", false, "run with an in-process fake ZTS and a generated key, to try the API without Athenz")
-	mode := fs.String("mode", sidecar.ModeServe, "serve: serve the token API until SIGTERM")
-	if err := fs.Parse(args); err != nil {
+	f, err := parseFlags(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n%s", err, usage)
 		return 2
 	}
 	cfg, err := sidecar.ConfigFromEnv(environ)
-	if fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected arguments %q; settings come from ATHENZ_* variables", fs.Args())
+	if len(f.rest) > 0 {
+		err = fmt.Errorf("unexpected arguments %q; settings come from ATHENZ_* variables", f.rest)
 	} else if err == nil {
-		cfg.Dev, cfg.Mode = *dev, *mode
+		cfg.Dev, cfg.Mode = f.dev, f.mode
 		err = cfg.Validate()
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -185,5 +186,35 @@ func TestBinaryDevModeSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(string(rest), "sidecar stopped") {
 		t.Errorf("logs after SIGTERM do not say \"sidecar stopped\":\n%s", rest)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    flags
+		wantErr string
+	}{
+		{nil, flags{mode: "serve"}, ""},
+		{[]string{"--dev"}, flags{dev: true, mode: "serve"}, ""},
+		{[]string{"-dev=false", "-mode", "init"}, flags{mode: "init"}, ""},
+		{[]string{"--mode=init", "--", "-x"}, flags{mode: "init", rest: []string{"-x"}}, ""},
+		{[]string{"-dev", "serve", "-mode=init"}, flags{dev: true, mode: "serve", rest: []string{"serve", "-mode=init"}}, ""},
+		{[]string{"-mode"}, flags{}, "flag needs an argument: -mode"},
+		{[]string{"--port=1"}, flags{}, "flag provided but not defined: -port"},
+		{[]string{"-dev=maybe"}, flags{}, `invalid boolean value "maybe" for -dev`},
+		{[]string{"-h"}, flags{}, "help requested"},
+	}
+	for _, tt := range tests {
+		got, err := parseFlags(tt.args)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseFlags(%q) error = %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got.dev != tt.want.dev || got.mode != tt.want.mode || fmt.Sprint(got.rest) != fmt.Sprint(tt.want.rest) {
+			t.Errorf("parseFlags(%q) = %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
 	}
 }
