@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -381,5 +382,66 @@ func TestRequestCanceledWhileWaiting(t *testing.T) {
 	}
 	if calls := zts.CallsFor(ztsfake.EndpointRoleToken, "prov:reader"); calls != 1 {
 		t.Errorf("ZTS calls = %d, want 1", calls)
+	}
+}
+
+// TestBodyMemo: a request body seen before is answered from the memo of
+// its cache key, the same as the first time; bodies that failed are not
+// kept (each gets its error again), nor bodies over memoMaxBody bytes, and
+// the memo holds at most memoMaxBodies.
+func TestBodyMemo(t *testing.T) {
+	h := stubHandler(t)
+	api := apiHandler{h}
+	post := func(path, body string) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, req)
+		return w
+	}
+	size := func(m *bodyMemo) int {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		return len(m.keys)
+	}
+	tests := []struct {
+		path, body string
+		wantCode   int
+		wantKept   bool
+		memo       *bodyMemo
+	}{
+		{"/roletoken", `{"domain":"prov","role":"reader"}`, 200, true, &h.roleBodies},
+		{"/roletoken", `{"domain":"prov","role":"reader","min_expiry":600}`, 200, true, &h.roleBodies},
+		{"/accesstoken", `{"domain":"prov","role":"reader","expiry":600}`, 200, true, &h.accessBodies},
+		{"/roletoken", `{"domain":"prov","role":"reader","extra":1}`, 400, false, &h.roleBodies},
+		{"/roletoken", `{"domain":"prov","role":"reader"} {}`, 400, false, &h.roleBodies},
+		{"/roletoken", `{"domain":"prov","role":"reader","min_expiry":-1}`, 400, false, &h.roleBodies},
+		{"/roletoken", `{"domain":"prov",` + strings.Repeat(" ", memoMaxBody) + `"role":"reader"}`, 200, false, &h.roleBodies},
+	}
+	for _, tt := range tests {
+		before := size(tt.memo)
+		first := post(tt.path, tt.body)
+		second := post(tt.path, tt.body)
+		if first.Code != tt.wantCode || second.Code != tt.wantCode {
+			t.Errorf("POST %s %.40q twice = %d, %d; want %d both times", tt.path, tt.body, first.Code, second.Code, tt.wantCode)
+		}
+		if tt.wantCode != 200 && first.Body.String() != second.Body.String() {
+			t.Errorf("POST %s %.40q: the second answer %q differs from the first %q", tt.path, tt.body, second.Body, first.Body)
+		}
+		if kept := size(tt.memo) == before+1; kept != tt.wantKept {
+			t.Errorf("POST %s %.40q: kept in the memo %v, want %v", tt.path, tt.body, kept, tt.wantKept)
+		}
+	}
+	// A request from the memo is the token of its own key: min_expiry
+	// 600 asked for a different key than no min_expiry.
+	if a, b := post("/roletoken", `{"domain":"prov","role":"reader"}`), post("/roletoken", `{"domain":"prov","role":"writer"}`); a.Body.String() == b.Body.String() {
+		t.Errorf("reader and writer got the same answer %q from the memo", a.Body)
+	}
+	for i := range 2 * memoMaxBodies {
+		post("/roletoken", fmt.Sprintf(`{"domain":"prov","role":"r%d"}`, i))
+	}
+	if n := size(&h.roleBodies); n != memoMaxBodies {
+		t.Errorf("memo of %d bodies after %d distinct ones, want the bound %d", n, 2*memoMaxBodies, memoMaxBodies)
 	}
 }

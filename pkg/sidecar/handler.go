@@ -30,6 +30,9 @@ type handler struct {
 
 	scratch sync.Pool // of *scratch
 
+	// The cache keys of request bodies seen before, by endpoint.
+	roleBodies, accessBodies bodyMemo
+
 	// Header values set on every token answer, shared and never modified.
 	hdrJSON, hdrNoStore []string
 }
@@ -69,11 +72,9 @@ func newHandler(log logr.Logger, cache *tokens.Cache, id Identity, clock tokens.
 }
 
 // scratch is per-request working memory, pooled so that a cached token
-// answer allocates little: the request body, a reader over it, and the
-// answer.
+// answer allocates little: the request body, and the answer.
 type scratch struct {
 	buf bytes.Buffer
-	rd  bytes.Reader
 }
 
 func (h *handler) getScratch() *scratch { return h.scratch.Get().(*scratch) }
@@ -83,7 +84,6 @@ func (h *handler) putScratch(s *scratch) {
 		return // let an outsized buffer go
 	}
 	s.buf.Reset()
-	s.rd.Reset(nil)
 	h.scratch.Put(s)
 }
 
