@@ -12,5 +12,7 @@ import (
 // A build with the "dev" tag (make build-sidecar-dev) has dev mode: --dev
 // runs the fake ZTS in process. The production build does not link it.
 func init() {
-	sidecar.StartDevZTS = func(now func() time.Time) (sidecar.DevZTS, error) { return ztsfake.StartDev(now) }
+	sidecar.StartDevZTS = func(domain, service, keyVersion string, now func() time.Time) (sidecar.DevZTS, []byte, error) {
+		return ztsfake.StartDev(domain, service, keyVersion, now)
+	}
 }

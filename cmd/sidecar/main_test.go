@@ -59,7 +59,9 @@ func TestRun(t *testing.T) {
 	// noDevBuild cases take it away.
 	withDev := sidecar.StartDevZTS
 	if withDev == nil {
-		withDev = func(now func() time.Time) (sidecar.DevZTS, error) { return ztsfake.StartDev(now) }
+		withDev = func(domain, service, keyVersion string, now func() time.Time) (sidecar.DevZTS, []byte, error) {
+			return ztsfake.StartDev(domain, service, keyVersion, now)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,11 +1,7 @@
 package sidecar
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 
@@ -28,16 +24,16 @@ type DevZTS interface {
 	URL() string
 	CAPool() *x509.CertPool
 	CACertPEM() []byte
-	RegisterServiceKey(domain, service, keyVersion string, keyPEM []byte) error
 	Close()
 }
 
 // StartDevZTS starts dev mode's fake ZTS, which grants every role in every
-// domain, on the clock now (nil: the wall clock). It is nil unless a build
+// domain, on the clock now (nil: the wall clock), with a service key it
+// generated for domain.service, registered as keyVersion (keyPEM). It is nil unless a build
 // sets it: dev mode links pkg/tokens/ztsfake, test code that a production
 // sidecar does not carry. cmd/sidecar sets it when built with the "dev"
 // build tag (make build-sidecar-dev); Validate refuses --dev without it.
-var StartDevZTS func(now func() time.Time) (DevZTS, error)
+var StartDevZTS func(domain, service, keyVersion string, now func() time.Time) (zts DevZTS, keyPEM []byte, err error)
 
 // devZTS is the in-process fake ZTS of dev mode and the generated service
 // key registered with it.
@@ -68,24 +64,9 @@ func startDev(cfg *Config, log logr.Logger) (*devZTS, error) {
 	if cfg.Clock != nil {
 		now = cfg.Clock.Now
 	}
-	zts, err := StartDevZTS(now)
+	zts, keyPEM, err := StartDevZTS(cfg.Domain, cfg.Service, devKeyVersion, now)
 	if err != nil {
 		return nil, fmt.Errorf("dev mode: starting the fake ZTS: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		zts.Close()
-		return nil, fmt.Errorf("dev mode: generating a service key: %w", err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		zts.Close()
-		return nil, fmt.Errorf("dev mode: encoding the service key: %w", err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	if err := zts.RegisterServiceKey(cfg.Domain, cfg.Service, devKeyVersion, keyPEM); err != nil {
-		zts.Close()
-		return nil, fmt.Errorf("dev mode: %w", err)
 	}
 	d := &devZTS{zts: zts, keyPEM: keyPEM}
 	if cfg.IdentityDir == "" {

@@ -29,7 +29,9 @@ const (
 // The tests run dev mode as a sidecar built with the "dev" tag does
 // (cmd/sidecar/dev.go).
 func init() {
-	StartDevZTS = func(now func() time.Time) (DevZTS, error) { return ztsfake.StartDev(now) }
+	StartDevZTS = func(domain, service, keyVersion string, now func() time.Time) (DevZTS, []byte, error) {
+		return ztsfake.StartDev(domain, service, keyVersion, now)
+	}
 }
 
 // fixture is a sidecar in key-file mode against a fake ZTS.

@@ -2,9 +2,13 @@ package ztsfake
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -447,7 +451,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // StartDev starts the fake ZTS of the sidecar's dev mode (sidecar --dev,
 // built with the "dev" tag): every authenticated principal gets every role
 // in every domain, tokens are signed with an EC key, and now is its clock
-// (nil: the wall clock).
-func StartDev(now func() time.Time) (*Server, error) {
-	return Start(Options{AllowAll: true, KeyType: "ec", Now: now})
+// (nil: the wall clock). It generates a service key for domain.service
+// and registers it as keyVersion; keyPEM is the private key.
+func StartDev(domain, service, keyVersion string, now func() time.Time) (s *Server, keyPEM []byte, err error) {
+	if s, err = Start(Options{AllowAll: true, KeyType: "ec", Now: now}); err != nil {
+		return nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err == nil {
+		var der []byte
+		if der, err = x509.MarshalECPrivateKey(key); err == nil {
+			keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+			err = s.RegisterServiceKey(domain, service, keyVersion, keyPEM)
+		}
+	}
+	if err != nil {
+		s.Close()
+		return nil, nil, fmt.Errorf("the dev service key: %w", err)
+	}
+	return s, keyPEM, nil
 }
