@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ type controlPlane struct {
 	clientset  kubernetes.Interface // the same, for TokenRequests and the played kubelet
 	kubeconfig string               // administrator kubeconfig, for helm
 	env        *envtest.Environment
+	// addUser serializes env.AddUser: envtest's CA is not safe for
+	// concurrent use (parallel subtests add users at once).
+	addUser sync.Mutex
 	// auditLog is the API server's audit log (startAuditedControlPlane):
 	// every request of a service account, one JSON event a line.
 	auditLog string
@@ -146,10 +150,12 @@ func startControlPlaneWith(t *testing.T, audit bool) *controlPlane {
 // that exactly the RBAC bound to that ServiceAccount applies.
 func (c *controlPlane) serviceAccountKubeconfig(t *testing.T, namespace, name string) string {
 	t.Helper()
+	c.addUser.Lock()
 	u, err := c.env.AddUser(envtest.User{
 		Name:   "system:serviceaccount:" + namespace + ":" + name,
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace},
 	}, nil)
+	c.addUser.Unlock()
 	if err != nil {
 		t.Fatalf("adding a user for ServiceAccount %s/%s: %v", namespace, name, err)
 	}
