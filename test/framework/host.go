@@ -103,6 +103,13 @@ func AcquireHost(ctx context.Context, dir string, timeout time.Duration, logf fu
 	if err := restoreStaleHost(); err != nil {
 		return nil, err
 	}
+	// The bridge and its routes are a test node's alone and the lock is
+	// held: any there now are a killed run's, and they must go before the
+	// state to come back to is recorded, or Close would report them as
+	// removed.
+	if err := (&Network{}).Teardown(ctx); err != nil {
+		return nil, err
+	}
 	if h.before, err = TakeHostState(dir); err != nil {
 		return nil, err
 	}
