@@ -574,6 +574,13 @@ type SidecarProfileStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// InjectorVersion is the version of the injector that last checked the
+	// profile (each injector checks every profile when it starts): the one
+	// that injects with it now. kubectl athenz status flags the Pods that an
+	// injector of another version injected.
+	// +optional
+	InjectorVersion string `json:"injectorVersion,omitempty"`
 }
 
 // ConditionReady is the condition type the injector sets on profiles.

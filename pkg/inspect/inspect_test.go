@@ -45,11 +45,13 @@ func world(t *testing.T) client.Client {
 			Identity: v1alpha1.Identity{Provider: "sys.auth.k8s", DNSSuffix: "athenz.example.com"},
 			Sidecar:  v1alpha1.Sidecar{Image: "sidecar:v2"},
 		},
+		Status: v1alpha1.SidecarProfileStatus{InjectorVersion: "v1"},
 	}
-	status := func(image string, gen int64) string {
-		b, _ := json.Marshal(webhook.Status{Version: "v1", Profile: "athenz-injector/default", ProfileGeneration: gen, Domain: "shop", Service: "web", Image: image, NativeSidecar: true})
+	statusBy := func(injector, image string, gen int64) string {
+		b, _ := json.Marshal(webhook.Status{Version: injector, Profile: "athenz-injector/default", ProfileGeneration: gen, Domain: "shop", Service: "web", Image: image, NativeSidecar: true})
 		return string(b)
 	}
+	status := func(image string, gen int64) string { return statusBy("v1", image, gen) }
 	pod := func(ns, name string, annotations map[string]string, ready bool) *corev1.Pod {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations, CreationTimestamp: metav1.NewTime(created.Add(time.Hour))},
@@ -67,6 +69,7 @@ func world(t *testing.T) client.Client {
 		pod("shop", "current", map[string]string{webhook.AnnotationInject: "true", webhook.AnnotationStatus: status("sidecar:v2", 3)}, true),
 		pod("shop", "old", map[string]string{webhook.AnnotationInject: "true", webhook.AnnotationStatus: status("sidecar:v1", 2)}, true),
 		pod("shop", "sick", map[string]string{webhook.AnnotationInject: "true", webhook.AnnotationStatus: status("sidecar:v2", 3)}, false),
+		pod("shop", "drifted", map[string]string{webhook.AnnotationInject: "true", webhook.AnnotationStatus: statusBy("v0", "sidecar:v2", 3)}, true),
 		pod("shop", "plain", nil, false),
 		pod("shop", "missed", map[string]string{webhook.AnnotationInject: "true"}, false),
 		pod("legacy", "excluded", map[string]string{webhook.AnnotationInject: "true"}, false),
@@ -89,7 +92,7 @@ func TestStatus(t *testing.T) {
 	for _, p := range pods {
 		flags[p.Name] = p.Flag()
 	}
-	want := map[string]string{"current": "OK", "old": "OUTDATED", "sick": "UNHEALTHY", "missed": "NOT-INJECTED"}
+	want := map[string]string{"current": "OK", "old": "OUTDATED", "sick": "UNHEALTHY", "missed": "NOT-INJECTED", "drifted": "OUTDATED"}
 	for name, f := range want {
 		if flags[name] != f {
 			t.Errorf("%s flagged %q, want %q (all: %v)", name, flags[name], f, flags)
@@ -102,7 +105,7 @@ func TestStatus(t *testing.T) {
 	if err := inspect.WriteStatus(&out, pods); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"outdated: image sidecar:v1, the profile gives sidecar:v2", "outdated: profile changed since (generation 2 -> 3)", "unhealthy: sidecar not ready", "sidecar:v2     athenz-injector/default  -         2     1"} {
+	for _, s := range []string{"outdated: image sidecar:v1, the profile gives sidecar:v2", "outdated: profile changed since (generation 2 -> 3)", "unhealthy: sidecar not ready", "outdated: injected by injector v0, the profile's injector is v1 now", "sidecar:v2     athenz-injector/default  -         3     2"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("status output lacks %q:\n%s", s, out.String())
 		}

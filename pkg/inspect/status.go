@@ -159,6 +159,9 @@ func outdated(ctx context.Context, c client.Reader, st webhook.Status, cache map
 	if st.ProfileGeneration != 0 && p.Generation > st.ProfileGeneration {
 		out = append(out, "outdated: profile changed since (generation "+strconv.FormatInt(st.ProfileGeneration, 10)+" -> "+strconv.FormatInt(p.Generation, 10)+")")
 	}
+	if v := p.Status.InjectorVersion; v != "" && st.Version != "" && st.Version != v {
+		out = append(out, "outdated: injected by injector "+st.Version+", the profile's injector is "+v+" now")
+	}
 	if st.Revision != p.Spec.Revision {
 		out = append(out, fmt.Sprintf("outdated: revision %q, the profile now has %q", st.Revision, p.Spec.Revision))
 	}

@@ -31,6 +31,9 @@ import (
 type ProfileReconciler struct {
 	// Client reads profiles (from the cache) and writes their status.
 	Client client.Client
+	// Version is this injector's version, recorded in the profiles'
+	// status.injectorVersion.
+	Version string
 }
 
 // Reconcile validates one profile and records the result.
@@ -42,10 +45,11 @@ func (r *ProfileReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	cond := ProfileCondition(&p)
 	before := p.DeepCopy()
 	changed := meta.SetStatusCondition(&p.Status.Conditions, cond)
-	if !changed && p.Status.ObservedGeneration == p.Generation {
+	if !changed && p.Status.ObservedGeneration == p.Generation && p.Status.InjectorVersion == r.Version {
 		return ctrl.Result{}, nil
 	}
 	p.Status.ObservedGeneration = p.Generation
+	p.Status.InjectorVersion = r.Version
 	if err := r.Client.Status().Patch(ctx, &p, client.MergeFrom(before)); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -424,6 +424,13 @@ func TestProfileStatus(t *testing.T) {
 	if c := waitCondition(t, ns, "good"); c.Status != metav1.ConditionTrue {
 		t.Errorf("Ready = %s (%s), want True", c.Status, c.Message)
 	}
+	var p v1alpha1.SidecarProfile
+	if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(good), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.InjectorVersion != "v0.0.0-test" {
+		t.Errorf("status.injectorVersion = %q, want the injector's version v0.0.0-test", p.Status.InjectorVersion)
+	}
 	bad := validProfile(ns, "bad")
 	bad.Spec.DomainTemplate = "k8s.{cluster}"
 	createProfile(t, bad)

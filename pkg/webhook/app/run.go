@@ -171,7 +171,7 @@ func Run(ctx context.Context, o Options) error {
 		readyChecks["provider"] = check
 	}
 
-	if err := (&webhook.ProfileReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&webhook.ProfileReconciler{Client: mgr.GetClient(), Version: o.Version}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SidecarProfile reconciler: %w", err)
 	}
 	if err := (&webhook.ZTSCAReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Namespace: o.Namespace}).SetupWithManager(mgr); err != nil {
