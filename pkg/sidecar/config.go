@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -636,9 +635,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.ZTSURL != "" {
-		u, err := url.Parse(c.ZTSURL)
-		if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			add("ATHENZ_ZTS_URL=%q: want https://host[:port]/zts/v1", truncate(c.ZTSURL))
+		if err := tokens.CheckZTSURL(c.ZTSURL); err != nil {
+			add("ATHENZ_ZTS_URL=%q: %v", truncate(c.ZTSURL), err)
 		}
 	}
 

@@ -44,6 +44,17 @@ type Client struct {
 	skew      *ClockSkew
 }
 
+// CheckZTSURL checks a ZTS base URL as the sidecar's settings take it:
+// https, a host, and no query or fragment. NewClient is looser (it takes
+// http too, for a fake ZTS in a test).
+func CheckZTSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("want https://host[:port]/zts/v1")
+	}
+	return nil
+}
+
 // NewClient returns a Client for opts.
 func NewClient(opts ClientOptions) (*Client, error) {
 	u, err := url.Parse(opts.URL)

@@ -148,3 +148,27 @@ func TestClientKeepsTransportCause(t *testing.T) {
 		t.Errorf("Fetch from a ZTS whose CA is not trusted = %v, want ErrZTSUnavailable wrapping *tls.CertificateVerificationError", err)
 	}
 }
+
+func TestCheckZTSURL(t *testing.T) {
+	for _, c := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://zts.example.com:4443/zts/v1", true},
+		{"https://zts/zts/v1", true},
+		{"http://zts.example.com/zts/v1", false},
+		{"https:///zts/v1", false},
+		{"https://zts.example.com/zts/v1?x=1", false},
+		{"https://zts.example.com/zts/v1#top", false},
+		{"zts.example.com:4443", false},
+		{"https://zts.example.com/%zz", false},
+	} {
+		err := tokens.CheckZTSURL(c.url)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckZTSURL(%q) = %v, want ok %v", c.url, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "https://host[:port]/zts/v1") {
+			t.Errorf("CheckZTSURL(%q) = %q: does not say what it wants", c.url, err)
+		}
+	}
+}

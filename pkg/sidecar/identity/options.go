@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -351,8 +350,8 @@ func (o Options) validate() (*loaded, error) {
 	}
 	if o.ZTSURL == "" {
 		add("ATHENZ_ZTS_URL is required (the ZTS base URL, https://host:4443/zts/v1)")
-	} else if u, err := url.Parse(o.ZTSURL); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		add("ATHENZ_ZTS_URL=%q: want https://host[:port]/zts/v1", short(o.ZTSURL))
+	} else if err := tokens.CheckZTSURL(o.ZTSURL); err != nil {
+		add("ATHENZ_ZTS_URL=%q: %v", short(o.ZTSURL), err)
 	}
 	if out.roots == nil && o.ZTSCAFile != "" {
 		b, err := os.ReadFile(o.ZTSCAFile)
