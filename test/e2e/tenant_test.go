@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -300,7 +301,7 @@ func getFromHost(t *testing.T, pod *corev1.Pod, path string) (int, string) {
 		t.Fatalf("pod %s has no IP", pod.Name)
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(pod.Status.PodIP, "8082") + path)
+	resp, err := c.Get("http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(webhook.DefaultHealthPort)) + path)
 	if err != nil {
 		t.Fatalf("GET %s of %s from the host: %v", path, pod.Name, err)
 	}

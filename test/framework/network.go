@@ -43,11 +43,10 @@ func mustCIDR(s string) *net.IPNet {
 // rules rewrite them) and the blackhole route for ReservedRange.
 type Network struct{}
 
-// SetupNetwork creates the bridge and the routes. A bridge or route left
-// by a run that was killed is removed first.
+// SetupNetwork creates the bridge and the routes. AcquireHost, its
+// caller, has removed any that a killed run left.
 func SetupNetwork(ctx context.Context) (*Network, error) {
 	n := &Network{}
-	_ = n.Teardown(ctx)
 	hostCIDR := &net.IPNet{IP: HostIP, Mask: PodCIDR.Mask}
 	for _, args := range [][]string{
 		{"link", "add", BridgeName, "type", "bridge"},

@@ -143,11 +143,10 @@ type Scenario struct {
 	// ztsClient is the certificate the fake ZTS presents to the provider
 	// callback, which answers only clients with one from ZTS's CA.
 	ztsClient atomic.Pointer[tls.Certificate]
-	confirmed atomic.Int64
-	// confirmedFor counts confirmations by domain: *atomic.Int64.
-	confirmedFor sync.Map
-	refused      sync.Map // domain -> true: the provider is asked nothing, ZTS refuses
-	cleanups     []func() error
+	// confirmed counts confirmations by domain: *atomic.Int64.
+	confirmed sync.Map
+	refused   sync.Map // domain -> true: the provider is asked nothing, ZTS refuses
+	cleanups  []func() error
 }
 
 // NewScenario prepares a scenario; nothing runs yet.
@@ -315,8 +314,7 @@ func (s *Scenario) StartZTS() error {
 			}
 			attrs, err := ztsfake.HTTPProvider(url, ztsfake.HTTPProviderClient(Provider, s.CA.Pool(), pair))(ctx, c)
 			if err == nil {
-				s.confirmed.Add(1)
-				n, _ := s.confirmedFor.LoadOrStore(c.Domain, new(atomic.Int64))
+				n, _ := s.confirmed.LoadOrStore(c.Domain, new(atomic.Int64))
 				n.(*atomic.Int64).Add(1)
 			}
 			return attrs, err
@@ -362,14 +360,21 @@ func (s *Scenario) RefuseDomain(domain string) { s.refused.Store(domain, true) }
 
 // Confirmed counts the instances (register or refresh) that the provider
 // callback confirmed to the fake ZTS.
-func (s *Scenario) Confirmed() int64 { return s.confirmed.Load() }
+func (s *Scenario) Confirmed() int64 {
+	var sum int64
+	s.confirmed.Range(func(_, n any) bool {
+		sum += n.(*atomic.Int64).Load()
+		return true
+	})
+	return sum
+}
 
 // ConfirmedFor counts the instances of domain that the provider callback
 // confirmed: the fake ZTS signs no certificate for an instance it did not
 // confirm, so 0 means no certificate of domain was issued through the
 // callback.
 func (s *Scenario) ConfirmedFor(domain string) int64 {
-	if n, ok := s.confirmedFor.Load(domain); ok {
+	if n, ok := s.confirmed.Load(domain); ok {
 		return n.(*atomic.Int64).Load()
 	}
 	return 0
