@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/athenz-injector/athenz-injector/internal/problems"
 	"github.com/athenz-injector/athenz-injector/pkg/sidecar/identity"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 )
@@ -559,8 +560,8 @@ func (c Config) EffectiveIdentityMode() IdentityMode {
 // identity mode requires and forbids, what --dev replaces, and the
 // listeners. Every error names the variable or flag.
 func (c Config) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var found problems.List
+	add := found.Addf
 
 	if c.Mode != ModeServe && c.Mode != ModeInit {
 		add("--mode=%q: want %s or %s", c.Mode, ModeServe, ModeInit)
@@ -690,7 +691,7 @@ func (c Config) Validate() error {
 	if c.ZTSTimeout <= 0 {
 		add("ATHENZ_ZTS_TIMEOUT must be more than 0")
 	}
-	return errors.Join(errs...)
+	return found.Err()
 }
 
 // splitListen checks a listen address "host:port" (host may be empty).

@@ -3,7 +3,6 @@ package identity
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/athenz-injector/athenz-injector/internal/problems"
 	"github.com/athenz-injector/athenz-injector/pkg/tokens"
 )
 
@@ -339,8 +339,8 @@ type loaded struct {
 
 func (o Options) validate() (*loaded, error) {
 	o = o.withDefaults()
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var found problems.List
+	add := found.Addf
 	out := &loaded{roots: o.RootCAs}
 
 	switch o.Mode {
@@ -415,7 +415,7 @@ func (o Options) validate() (*loaded, error) {
 
 	switch o.Mode {
 	case ModeCopperArgos:
-		errs = append(errs, o.validateCopperArgos()...)
+		o.validateCopperArgos(&found)
 	case ModeKeyFile:
 		switch o.KeyFileCert {
 		case KeyFileCertOptional, KeyFileCertRequired:
@@ -457,21 +457,18 @@ func (o Options) validate() (*loaded, error) {
 		}
 		if o.CertFile != "" && o.KeyFile != "" {
 			c, err := readFilesPair(o.CertFile, o.KeyFile)
-			if err != nil {
-				errs = append(errs, err)
-			}
+			found.Add(err)
 			out.keyPair = c
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := found.Err(); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (o Options) validateCopperArgos() []error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+func (o Options) validateCopperArgos(found *problems.List) {
+	add := found.Addf
 	if o.Provider == "" {
 		add("ATHENZ_PROVIDER is required with ATHENZ_IDENTITY_MODE=copper-argos (the provider service that attests the Pod, e.g. sys.auth.k8s)")
 	} else if err := tokens.ValidateCompoundName(o.Provider); err != nil {
@@ -509,9 +506,8 @@ func (o Options) validateCopperArgos() []error {
 		}
 	}
 	if _, err := readSAToken(o.SATokenFile); err != nil {
-		errs = append(errs, err)
+		found.Add(err)
 	}
-	return errs
 }
 
 // readSAToken reads the service account token; errors name the variable
