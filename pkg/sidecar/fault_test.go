@@ -271,10 +271,10 @@ func TestZTSErrorsBackOff(t *testing.T) {
 					t.Fatalf("warming %s: %d %s", k.query, r.status, r.body)
 				}
 			}
-			zts.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Status: status, Message: "busy"})
-			// The 2 h role tokens fall due at 76.5 to 85.5 minutes. Keep them
-			// in use (the cache drops keys idle for an hour).
-			for range 75 {
+			// The 2 h role tokens fall due at 63 to 85.5 minutes (0.70 to
+			// 0.95 of their 90 min hit window). Keep them in use (the cache
+			// drops keys idle for an hour), then fail ZTS just before.
+			for range 62 {
 				clock.Advance(time.Minute)
 				for _, k := range keys {
 					if r := ask(k.query); r.status != 200 {
@@ -283,7 +283,8 @@ func TestZTSErrorsBackOff(t *testing.T) {
 				}
 			}
 
-			const steps = 15 * 60
+			zts.SetFailure(ztsfake.EndpointRoleToken, ztsfake.Failure{Status: status, Message: "busy"})
+			const steps = 30 * 60
 			calls := make([][]int, len(keys)) // seconds at which each key's refresh called ZTS
 			last := make([]int, len(keys))
 			for i, k := range keys {
@@ -316,7 +317,7 @@ func TestZTSErrorsBackOff(t *testing.T) {
 				c := calls[i]
 				t.Logf("%s: refresh calls at seconds %v", k.ztsKey, c)
 				if len(c) < 4 {
-					t.Errorf("%s: %d refresh calls in 15 min of failures, want retries", k.ztsKey, len(c))
+					t.Errorf("%s: %d refresh calls in 30 min of failures, want retries", k.ztsKey, len(c))
 					continue
 				}
 				if bound := maxAttempts(time.Second, 2*time.Minute, time.Duration(steps-c[0]+1)*time.Second); len(c) > bound {

@@ -34,7 +34,7 @@ const (
 	// A token is refreshed at a random point between refreshFrom and
 	// refreshTo of the way from when it was obtained to the end of its
 	// hit window, which leaves time for retries.
-	refreshFrom, refreshTo = 0.85, 0.95
+	refreshFrom, refreshTo = 0.70, 0.95
 	// QuickRetries is how many retries of a failed refresh back off
 	// exponentially from RetryMin (a blip is over within a minute); later
 	// ones wait RetryFraction of the time the token has left.

@@ -125,18 +125,23 @@ func TestCacheConcurrentMissesMakeOneCall(t *testing.T) {
 
 func TestCacheRefreshesAheadOfMargin(t *testing.T) {
 	// 1 h tokens: margin 15 min, so the margin point is at 45 min and the
-	// refresh (jitter 0.5) at 0.9*45 = 40.5 min.
+	// refresh (jitter 0.5) halfway between 0.70 and 0.95 of it: 37 min.
 	c, z, clock := newTestCache(t, time.Hour, tokens.CacheOptions{})
 	key := mustKey(t, "sports", "reader")
 	first, _ := get(t, c, key)
+	earliest, latest := c.RefreshAfter(time.Hour)
+	if earliest < 31*time.Minute || latest > 43*time.Minute {
+		t.Fatalf("RefreshAfter(1h) = %v to %v, want within 31 to 43 min (0.70 to 0.95 of the 45 min hit window)", earliest, latest)
+	}
+	refresh := (earliest + latest) / 2
 
-	clock.Advance(40 * time.Minute)
+	clock.Advance(refresh - 30*time.Second)
 	if got := z.calls.Load(); got != 1 {
-		t.Fatalf("ZTS calls at 40 min = %d, want 1 (no refresh yet)", got)
+		t.Fatalf("ZTS calls at %v = %d, want 1 (no refresh yet)", clock.Now().Sub(epoch), got)
 	}
 	clock.Advance(time.Minute)
 	if got := z.calls.Load(); got != 2 {
-		t.Fatalf("ZTS calls at 41 min = %d, want 2 (refreshed ahead of the 45 min margin point)", got)
+		t.Fatalf("ZTS calls at %v = %d, want 2 (refreshed ahead of the 45 min margin point)", clock.Now().Sub(epoch), got)
 	}
 	// The request after the refresh is a hit with the new token: it never
 	// waited on ZTS.
@@ -152,8 +157,9 @@ func TestCacheRefreshesAheadOfMargin(t *testing.T) {
 			t.Fatalf("Get at %v = %v, want hit", clock.Now().Sub(epoch), out)
 		}
 	}
-	if got := z.calls.Load(); got < 12 || got > 16 {
-		t.Errorf("ZTS calls over 10 h 41 min of 1 h tokens = %d, want about one per 40 min", got)
+	elapsed := clock.Now().Sub(epoch)
+	if got, want := int(z.calls.Load()), 1+int(elapsed/refresh); got < want-1 || got > want+1 {
+		t.Errorf("ZTS calls over %v of 1 h tokens = %d, want about one per %v (%d)", elapsed, got, refresh, want)
 	}
 }
 
@@ -575,9 +581,10 @@ func TestCacheRetryAfterLongOutage(t *testing.T) {
 	c, z, clock := newTestCache(t, 2*time.Hour, tokens.CacheOptions{})
 	key := mustKey(t, "sports", "reader")
 	first, _ := get(t, c, key)
-	// 2 h token: hit window 90 min, refresh at 0.9 of it (jitter 0.5):
-	// 81 min, with 39 min left.
-	clock.Advance(80 * time.Minute)
+	// 2 h token: hit window 90 min, refresh (jitter 0.5) at 0.825 of it:
+	// 74 min, with 46 min left. ZTS goes down just before.
+	earliest, latest := c.RefreshAfter(2 * time.Hour)
+	clock.Advance((earliest+latest)/2 - time.Minute)
 	z.failWith(&tokens.ZTSError{Status: 503, Message: "down"})
 	var at []time.Duration // when ZTS was called, after the first
 	last := z.calls.Load()
@@ -606,11 +613,12 @@ func TestCacheRetryAfterLongOutage(t *testing.T) {
 		}
 	}
 	z.recover()
+	recovered := clock.Now()
 	for clock.Now().Before(first.Expiry) {
 		clock.Advance(time.Second)
 		tok, _ := get(t, c, key)
 		if tok.Value != first.Value {
-			t.Logf("refreshed %v after ZTS came back, %v before the old token expired", clock.Now().Sub(epoch)-110*time.Minute, first.Expiry.Sub(clock.Now()))
+			t.Logf("refreshed %v after ZTS came back, %v before the old token expired", clock.Now().Sub(recovered), first.Expiry.Sub(clock.Now()))
 			return
 		}
 	}
