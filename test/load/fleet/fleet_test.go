@@ -61,6 +61,7 @@ func TestPoissonPeak(t *testing.T) {
 		{50, 1, 49, 50},   // the median of one count is about the mean
 		{50, 120, 65, 72}, // 120 minutes: about mean + 2.6 sd
 		{500, 120, 545, 570},
+		{1000, 30, 1050, 1075}, // beyond where e^-mean underflows
 		{0, 10, 0, 0},
 	}
 	for _, tt := range tests {

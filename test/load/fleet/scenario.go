@@ -50,6 +50,10 @@ type results struct {
 	restartIdentityCalls   int
 	wall                   time.Duration
 	events                 int // calls to ZTS in all
+	// bound is the least peak after the outage, over the steady rate,
+	// that any retry rule could reach with this refresh schedule
+	// (recoveryBound).
+	bound float64
 }
 
 func simulate(cfg config, logf func(string, ...any)) (res results, err error) {
@@ -64,6 +68,7 @@ func simulate(cfg config, logf func(string, ...any)) (res results, err error) {
 	earliest, latest := probe.RefreshAfter(tokenLifetime)
 	probe.Close()
 	res.spread = (earliest + latest) / 2
+	res.bound = recoveryBound(tokenLifetime, earliest, latest, cfg.outage, tokens.MinServeRemaining)
 
 	var startErr error
 	for range cfg.pods {
