@@ -20,7 +20,7 @@ func main() {
 		os.Exit(app.RunCheck(ctrl.SetupSignalHandler(), os.Args[2:], os.Stdout, os.Stderr))
 	}
 	// --kubeconfig is controller-runtime's, registered on flag.CommandLine.
-	opts := app.Options{Namespace: os.Getenv("POD_NAMESPACE"), Version: version.Version}
+	opts := app.Options{Namespace: os.Getenv("POD_NAMESPACE"), Version: version.Version, ShutdownDrain: app.DefaultShutdownDrain}
 	opts.BindFlags(flag.CommandLine)
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)

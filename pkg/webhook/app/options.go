@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,6 +100,14 @@ type Options struct {
 	// Version is recorded in each injected Pod's athenz.io/status.
 	// Default: "dev".
 	Version string
+	// ShutdownDrain is how long the injector keeps serving once told to
+	// stop, answering every request with "Connection: close", before its
+	// servers shut down: the API server then closes its keep-alive
+	// connections to this replica after an answer, instead of this replica
+	// closing one under a request (an admission failure). Default: 0, no
+	// drain; the command's --shutdown-drain defaults to
+	// DefaultShutdownDrain.
+	ShutdownDrain time.Duration
 
 	// Config reaches the API server. Required.
 	Config *rest.Config
@@ -128,6 +137,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ProviderAudience, "provider-audience", o.ProviderAudience, "Audience the service account tokens in attestation data must carry (required with --provider-bind-address).")
 	fs.StringVar(&o.ProviderName, "provider-name", o.ProviderName, "Only accept confirmations for this provider service (e.g. sys.auth.k8s); empty accepts the one each Pod's profile names.")
 	fs.StringVar(&o.ProviderClientCAFile, "provider-client-ca-file", o.ProviderClientCAFile, "Require a client certificate from ZTS verified against this CA bundle.")
+	fs.DurationVar(&o.ShutdownDrain, "shutdown-drain", o.ShutdownDrain, `How long to keep serving after SIGTERM, asking clients to close their connections ("Connection: close"), before shutting down; "0s" turns it off.`)
 	fs.StringVar(&o.ProviderCertDir, "provider-cert-dir", o.ProviderCertDir, "Directory with the callback's tls.crt and tls.key (common name: the provider service); default --cert-dir.")
 	fs.Func("cert-dns-names", "auto mode: extra comma-separated DNS names or IPs for the certificate (e.g. 127.0.0.1 for an injector outside the cluster).", func(v string) error {
 		o.CertDNSNames = nil
@@ -199,6 +209,9 @@ func (o *Options) Validate() error {
 		if o.ProviderAudience == "" {
 			return errors.New("--provider-audience is required with --provider-bind-address")
 		}
+	}
+	if o.ShutdownDrain < 0 {
+		return fmt.Errorf("--shutdown-drain: %v is negative", o.ShutdownDrain)
 	}
 	switch o.CertMode {
 	case CertModeExternal, CertModeAuto:

@@ -66,6 +66,10 @@ func Run(ctx context.Context, o Options) error {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
+	// The manager and the servers stop ShutdownDrain after ctx is done.
+	drain := &drainer{}
+	ctx, stop := drain.stopAfterDrain(ctx, o.ShutdownDrain, log)
+	defer stop()
 	scheme, err := NewScheme()
 	if err != nil {
 		return fmt.Errorf("building scheme: %w", err)
@@ -160,11 +164,11 @@ func Run(ctx context.Context, o Options) error {
 		Logger:   log.WithName("webhook"),
 	}
 	srv := mgr.GetWebhookServer()
-	srv.Register(webhook.PathPods, &ctrlwebhook.Admission{Handler: webhook.NewPodHandler(hooks)})
-	srv.Register(webhook.PathWorkloads, &ctrlwebhook.Admission{Handler: webhook.NewWorkloadHandler(hooks)})
+	srv.Register(webhook.PathPods, drain.wrap(&ctrlwebhook.Admission{Handler: webhook.NewPodHandler(hooks)}))
+	srv.Register(webhook.PathWorkloads, drain.wrap(&ctrlwebhook.Admission{Handler: webhook.NewWorkloadHandler(hooks)}))
 
 	if o.ProviderBindAddress != "" {
-		check, err := addProvider(ctx, mgr, o, certs, log.WithName("provider"))
+		check, err := addProvider(ctx, mgr, o, certs, drain, log.WithName("provider"))
 		if err != nil {
 			return err
 		}
@@ -212,7 +216,7 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 // with a list by name, only on a miss). It serves webhookCerts unless
 // --provider-cert-dir names another directory. The check it returns passes
 // once the callback serves and the Pods are cached.
-func addProvider(_ context.Context, mgr ctrl.Manager, o Options, webhookCerts *certLoader, log logr.Logger) (healthz.Checker, error) {
+func addProvider(_ context.Context, mgr ctrl.Manager, o Options, webhookCerts *certLoader, drain *drainer, log logr.Logger) (healthz.Checker, error) {
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
@@ -254,7 +258,7 @@ func addProvider(_ context.Context, mgr ctrl.Manager, o Options, webhookCerts *c
 		log.Info("the provider callback asks for no client certificate: anyone who reaches its port is answered; set --provider-client-ca-file to ZTS's CA outside development")
 	}
 	srv, err := provider.NewServer(provider.ServerOptions{
-		Addr: o.ProviderBindAddress, Handler: h, GetCertificate: certs.GetCertificate,
+		Addr: o.ProviderBindAddress, Handler: drain.wrap(h), GetCertificate: certs.GetCertificate,
 		ClientCAFile: o.ProviderClientCAFile, Logger: log,
 	})
 	if err != nil {
