@@ -30,19 +30,8 @@ import (
 // serves, over real TLS.
 func TestTwoInjectorsAutoCerts(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "injector")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/athenz-injector/athenz-injector/cmd/injector")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/injector: %v\n%s", err, out)
-	}
-	kubeconfig, err := controlPlane.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfigFile := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfigFile, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bin := injectorBinary(t)
+	kubeconfigFile := writeKubeconfig(t, dir)
 
 	const (
 		secret, service, config = "auto-tls", "auto-webhook", "athenz-auto-test"

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"strconv"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -32,23 +34,41 @@ func TestShutdownDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, portText, _ := net.SplitHostPort(webhookAddr)
-	port, _ := strconv.Atoi(portText)
+	_, port, _ := net.SplitHostPort(webhookAddr)
 
-	// A second injector, a process of its own on its own ports; the API
-	// server does not call it.
-	child, done := startChildInjector(t, childInjector{
-		WebhookHost:            host,
-		WebhookPort:            port,
-		CertDir:                controlPlane.CertDir,
-		HealthProbeBindAddress: healthAddr,
-		Namespace:              injectorNamespace,
-		SidecarImage:           "registry.example.com/athenz-sidecar:v0.0.0-test",
-		Version:                "v0.0.0-test", // as the suite's injector: both write the profiles' status
-		ShutdownDrain:          drain,
-	})
-	if err := waitReady(t.Context(), "http://"+healthAddr+"/readyz", done); err != nil {
+	// A second injector, the command as a process of its own, on its own
+	// ports and namespace; the API server does not call it.
+	dir := t.TempDir()
+	logFile, err := os.Create(filepath.Join(dir, "injector.log"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer logFile.Close()
+	child := exec.Command(injectorBinary(t),
+		"--kubeconfig="+writeKubeconfig(t, dir), "--namespace="+newNamespace(t, "athenz-drain", nil),
+		"--webhook-port="+port, "--cert-dir="+controlPlane.CertDir,
+		"--metrics-bind-address=0", "--health-probe-bind-address="+healthAddr,
+		"--shutdown-drain="+drain.String())
+	child.Stdout, child.Stderr = logFile, logFile
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	waited := make(chan struct{})
+	go func() {
+		done <- child.Wait()
+		close(waited)
+	}()
+	defer func() {
+		_ = child.Process.Kill()
+		<-waited
+		if t.Failed() {
+			out, _ := os.ReadFile(logFile.Name())
+			t.Logf("injector log:\n%s", out)
+		}
+	}()
+	if err := waitHTTP200(t.Context(), "http://"+healthAddr+"/readyz", 60*time.Second); err != nil {
+		t.Fatalf("the injector is not ready: %v", err)
 	}
 
 	// One connection, kept alive between admissions, as the API server's.

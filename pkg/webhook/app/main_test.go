@@ -39,13 +39,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(childInjectorEnv); spec != "" {
-		// This test binary, started by a test as an injector process of
-		// its own (startChildInjector).
-		os.Exit(runChildInjector(spec))
-	}
 	flag.Parse()
-	os.Exit(runSuite(m))
+	code := runSuite(m)
+	removeInjectorBinary()
+	os.Exit(code)
 }
 
 func runSuite(m *testing.M) int {
@@ -101,7 +98,7 @@ func runSuite(m *testing.M) int {
 			ProviderAudience:    "athenz",
 		})
 	}()
-	if err := waitReady(ctx, readyzURL, done); err != nil {
+	if err := waitReady(ctx, done); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: the injector did not become ready:", err)
 		return 1
 	}
@@ -134,7 +131,7 @@ func startControlPlane() (*webhooktest.ControlPlane, func(), error) {
 	}, nil
 }
 
-func waitReady(ctx context.Context, readyzURL string, done <-chan error) error {
+func waitReady(ctx context.Context, done <-chan error) error {
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
