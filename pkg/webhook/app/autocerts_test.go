@@ -7,12 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -30,8 +26,6 @@ import (
 // serves, over real TLS.
 func TestTwoInjectorsAutoCerts(t *testing.T) {
 	dir := t.TempDir()
-	bin := injectorBinary(t)
-	kubeconfigFile := writeKubeconfig(t, dir)
 
 	const (
 		secret, service, config = "auto-tls", "auto-webhook", "athenz-auto-test"
@@ -58,51 +52,15 @@ func TestTwoInjectorsAutoCerts(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), wc) })
 
-	type injector struct {
-		port    int
-		certDir string
-		log     string
-		health  string
-	}
-	var injectors []injector
+	var injectors []*injectorProcess
 	for i := range 2 {
-		webhookAddr, err := freeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		healthAddr, err := freeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, portStr, _ := net.SplitHostPort(webhookAddr)
-		port, _ := strconv.Atoi(portStr)
-		inj := injector{port: port, certDir: filepath.Join(dir, fmt.Sprintf("certs%d", i)), log: filepath.Join(dir, fmt.Sprintf("injector%d.log", i)), health: healthAddr}
-		logFile, err := os.Create(inj.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin,
-			"--kubeconfig="+kubeconfigFile, "--namespace="+ns,
-			"--webhook-port="+portStr, "--cert-dir="+inj.certDir,
-			"--metrics-bind-address=0", "--health-probe-bind-address="+healthAddr,
+		injectors = append(injectors, startInjector(t, dir, fmt.Sprintf("injector%d", i),
+			"--namespace="+ns, "--cert-dir="+filepath.Join(dir, fmt.Sprintf("certs%d", i)),
 			"--cert-mode=auto", "--cert-secret="+secret, "--service-name="+service,
-			"--webhook-config-name="+config, "--cert-dns-names=127.0.0.1")
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting injector %d: %v", i, err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			_ = cmd.Wait()
-			logFile.Close()
-		})
-		injectors = append(injectors, inj)
+			"--webhook-config-name="+config, "--cert-dns-names=127.0.0.1"))
 	}
-	for i, inj := range injectors {
-		if err := waitHTTP200(t.Context(), "http://"+inj.health+"/readyz", 60*time.Second); err != nil {
-			out, _ := os.ReadFile(inj.log)
-			t.Fatalf("injector %d not ready: %v\n%s", i, err, out)
-		}
+	for _, inj := range injectors {
+		inj.waitReady(t)
 	}
 
 	var s corev1.Secret
@@ -122,7 +80,7 @@ func TestTwoInjectorsAutoCerts(t *testing.T) {
 	serverName := service + "." + ns + ".svc"
 	var served [][]byte
 	for i, inj := range injectors {
-		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(inj.port), &tls.Config{RootCAs: pool, ServerName: serverName})
+		conn, err := tls.Dial("tcp", inj.webhookAddr, &tls.Config{RootCAs: pool, ServerName: serverName})
 		if err != nil {
 			t.Errorf("TLS to injector %d as %s with the caBundle: %v", i, serverName, err)
 			continue

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -26,50 +22,13 @@ import (
 // TestRollingInjector in test/e2e saw as EOF).
 func TestShutdownDrain(t *testing.T) {
 	const drain = 3 * time.Second
-	webhookAddr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthAddr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(webhookAddr)
-
 	// A second injector, the command as a process of its own, on its own
 	// ports and namespace; the API server does not call it.
-	dir := t.TempDir()
-	logFile, err := os.Create(filepath.Join(dir, "injector.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	child := exec.Command(injectorBinary(t),
-		"--kubeconfig="+writeKubeconfig(t, dir), "--namespace="+newNamespace(t, "athenz-drain", nil),
-		"--webhook-port="+port, "--cert-dir="+controlPlane.CertDir,
-		"--metrics-bind-address=0", "--health-probe-bind-address="+healthAddr,
+	child := startInjector(t, t.TempDir(), "injector",
+		"--namespace="+newNamespace(t, "athenz-drain", nil), "--cert-dir="+controlPlane.CertDir,
 		"--shutdown-drain="+drain.String())
-	child.Stdout, child.Stderr = logFile, logFile
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	waited := make(chan struct{})
-	go func() {
-		done <- child.Wait()
-		close(waited)
-	}()
-	defer func() {
-		_ = child.Process.Kill()
-		<-waited
-		if t.Failed() {
-			out, _ := os.ReadFile(logFile.Name())
-			t.Logf("injector log:\n%s", out)
-		}
-	}()
-	if err := waitHTTP200(t.Context(), "http://"+healthAddr+"/readyz", 60*time.Second); err != nil {
-		t.Fatalf("the injector is not ready: %v", err)
-	}
+	child.waitReady(t)
+	webhookAddr := child.webhookAddr
 
 	// One connection, kept alive between admissions, as the API server's.
 	// What is under test is the connection's handling, not the
@@ -106,7 +65,7 @@ func TestShutdownDrain(t *testing.T) {
 		t.Fatalf("admission before the stop = %+v, %v; want 200 on a connection kept alive", a, err)
 	}
 	stopped := time.Now()
-	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := child.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Without a drain the server would be shut down by now.
@@ -118,9 +77,9 @@ func TestShutdownDrain(t *testing.T) {
 		t.Fatalf("admission on a new connection, draining = %+v, %v; want 200 with Connection: close", a, err)
 	}
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("the injector exited with %v after SIGTERM, want 0", err)
+	case <-child.exited:
+		if child.err != nil {
+			t.Fatalf("the injector exited with %v after SIGTERM, want 0", child.err)
 		}
 	case <-time.After(drain + 30*time.Second):
 		t.Fatal("the injector did not stop after its drain")
