@@ -39,8 +39,7 @@ func (r results) markdown(command string) string {
 	var b strings.Builder
 	c := r.cfg
 	mean, peak := stats(r.steadyPerMin)
-	_, outagePeak := stats(r.outagePerMin)
-	outageMean, _ := stats(r.outagePerMin)
+	outageMean, outagePeak := stats(r.outagePerMin)
 	_, recPeak := stats(r.recoveryPerMin)
 	recPeakAt := slices.Index(r.recoveryPerMin, recPeak)
 	fmt.Fprintf(&b, "`%s` (run of %s, %s, %.0f s of wall time on %d CPUs for %d calls to ZTS):\n\n",
@@ -59,8 +58,7 @@ func (r results) markdown(command string) string {
 		float64(recPeak)/mean, recPeak, recPeakAt+1, targetRecoveryPeak, verdict(float64(recPeak) <= targetRecoveryPeak*mean))
 	fmt.Fprintf(&b, "| after recovery, the least peak / steady mean any retry rule could reach with this refresh schedule (one that knew when ZTS came back and fetched the failed tokens in order of expiry at a constant rate; no counting noise) | %.2f (with the counting noise of %d Pods, the median peak of 30 minutes at that rate: %.2f) | |\n",
 		r.bound, c.pods, float64(poissonPeak(r.bound*mean, 30))/mean)
-	restartMean, restartPeak := stats(r.restartPerSec)
-	_ = restartMean
+	_, restartPeak := stats(r.restartPerSec)
 	fmt.Fprintf(&b, "| mass restart: %d sidecars started within %v: ZTS calls, peak second | %d calls in the first 10 min (%d identity), peak %d per second (%.0f× the steady rate) | |\n",
 		c.restart, c.restartWithin, r.restartCalls, r.restartIdentityCalls, restartPeak, float64(restartPeak)/(mean/60))
 	if n := len(r.readyIn); n > 0 {
